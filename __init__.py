@@ -1,0 +1,10 @@
+"""ComfyUI entry point of the motion_core node pack.
+
+Kept thin: importing the pack imports no diffusers, no cv2 and touches no disk (ComfyUI start-up time matters).
+"""
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+WEB_DIRECTORY = "./js"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
