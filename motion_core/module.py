@@ -1,0 +1,169 @@
+"""The AnimateDiff motion module, attribute names = the original checkpoint keys (so official files load strict).
+
+One injection point (`VanillaTemporalModule`) takes a feature map `(b, c, f, h, w)` and returns it plus a temporal
+transformer's output: every spatial position becomes a sequence over frames, `'b c f h w -> (b h w) f c'`, and
+attends only along time. `MotionModule` holds every injection point of a UNet in the original's layout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .config import MotionModuleConfig
+from .errors import FrameCountError
+
+# Largest (batch x heads) handed to one SDPA call: bounds the (f x f) score tensors held at once and stays under
+# CUDA's 65535 grid limit that peers hit at large batch x resolution.
+MAX_ATTENTION_BATCH = 32768
+
+
+def sinusoidal_pe(length: int, dim: int) -> torch.Tensor:
+    """`pe[0, p, 2i] = sin(p * exp(-2i ln(10000) / dim))`, `pe[0, p, 2i+1] = cos(...)`: (1, length, dim), float32.
+
+    Computed exactly as the original PositionalEncoding does, so a recomputed pe is bit-identical to a stored one."""
+    position = torch.arange(length).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(1, length, dim)
+    pe[0, :, 0::2] = torch.sin(position * div_term)
+    pe[0, :, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+class PositionalEncoding(nn.Module):
+    def __init__(self, dim: int, max_len: int):
+        super().__init__()
+        self.register_buffer("pe", sinusoidal_pe(max_len, dim))  # (1, max_len, dim); stored in checkpoints
+
+
+class VersatileAttention(nn.Module):
+    """Self-attention over frames; the position encoding is added to its (normalised) input, not to the residual."""
+
+    def __init__(self, dim: int, heads: int, pe_length: int):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(dim, dim)])  # key `to_out.0` (the original's dropout has no weights)
+        self.pos_encoder = PositionalEncoding(dim, pe_length)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        # x: (n, f, c) with n = b*h*w sequences of f frames
+        frames, pe = x.shape[1], self.pos_encoder.pe
+        if frames > pe.shape[1]:
+            raise FrameCountError(
+                f"this motion module holds {pe.shape[1]} frames; got {frames}: use context windows of at most "
+                f"{pe.shape[1]} frames for longer clips")
+        x = x + pe[:, :frames].to(x.dtype)
+        q, k, v = (rearrange(t, "n f (h d) -> n h f d", h=self.heads) for t in (self.to_q(x), self.to_k(x), self.to_v(x)))
+        if scale != 1.0:
+            k = k * scale  # motion scale: sharper (>1) or flatter (<1) attention over frames
+        chunk = max(1, MAX_ATTENTION_BATCH // self.heads)
+        out = torch.cat([F.scaled_dot_product_attention(q[i:i + chunk], k[i:i + chunk], v[i:i + chunk])
+                         for i in range(0, q.shape[0], chunk)]) if q.shape[0] > chunk \
+            else F.scaled_dot_product_attention(q, k, v)
+        return self.to_out[0](rearrange(out, "n h f d -> n f (h d)"))
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim: int, inner: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, 2 * inner)
+
+    def forward(self, x):
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int):
+        super().__init__()
+        # keys `net.0.proj`, `net.2`; index 1 is the original's weightless dropout
+        self.net = nn.ModuleList([GEGLU(dim, mult * dim), nn.Identity(), nn.Linear(mult * dim, dim)])
+
+    def forward(self, x):
+        for layer in self.net:
+            x = layer(x)
+        return x
+
+
+class TemporalTransformerBlock(nn.Module):
+    def __init__(self, dim: int, config: MotionModuleConfig):
+        super().__init__()
+        n = config.attention_blocks
+        self.attention_blocks = nn.ModuleList([VersatileAttention(dim, config.heads, config.pe_length) for _ in range(n)])
+        self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(n)])
+        self.ff = FeedForward(dim, config.ff_mult)
+        self.ff_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        for attention, norm in zip(self.attention_blocks, self.norms):
+            x = x + attention(norm(x), scale)
+        return x + self.ff(self.ff_norm(x))
+
+
+class TemporalTransformer3DModel(nn.Module):
+    def __init__(self, dim: int, config: MotionModuleConfig):
+        super().__init__()
+        self.cross_frame_norm = config.cross_frame_norm
+        self.norm = nn.GroupNorm(config.norm_groups, dim, eps=1e-6)
+        self.proj_in = nn.Linear(dim, dim)
+        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(dim, config)
+                                                 for _ in range(config.transformer_blocks)])
+        self.proj_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.proj_out.weight)  # zero-initialised: a new module leaves the host's output unchanged
+        nn.init.zeros_(self.proj_out.bias)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        b, _, _, h, w = x.shape  # x: (b, c, f, h, w)
+        if self.cross_frame_norm:  # SDXL beta: statistics over (channel group, f, h, w)
+            tokens = rearrange(self.norm(x), "b c f h w -> (b h w) f c")
+        else:  # SD1.5 modules: statistics per frame
+            y = self.norm(rearrange(x, "b c f h w -> (b f) c h w"))
+            tokens = rearrange(y, "(b f) c h w -> (b h w) f c", b=b)
+        tokens = self.proj_in(tokens)
+        for block in self.transformer_blocks:
+            tokens = block(tokens, scale)
+        tokens = self.proj_out(tokens)
+        return x + rearrange(tokens, "(b h w) f c -> b c f h w", b=b, h=h, w=w)
+
+
+class VanillaTemporalModule(nn.Module):
+    """One injection point: `(b, c, f, h, w) -> (b, c, f, h, w)`."""
+
+    def __init__(self, dim: int, config: MotionModuleConfig):
+        super().__init__()
+        self.temporal_transformer = TemporalTransformer3DModel(dim, config)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return self.temporal_transformer(x, scale)
+
+
+class MotionBlock(nn.Module):
+    def __init__(self, dim: int, count: int, config: MotionModuleConfig):
+        super().__init__()
+        self.motion_modules = nn.ModuleList([VanillaTemporalModule(dim, config) for _ in range(count)])
+
+
+class MotionModule(nn.Module):
+    """Every motion module of one UNet: `down_blocks.i`, `mid_block` (v2), `up_blocks.i`, as in the original files."""
+
+    def __init__(self, config: MotionModuleConfig):
+        super().__init__()
+        self.config = config
+        layers = config.layers_per_block
+        self.down_blocks = nn.ModuleList([MotionBlock(c, layers, config) for c in config.channels])
+        self.mid_block = MotionBlock(config.channels[-1], 1, config) if config.mid_block else None
+        self.up_blocks = nn.ModuleList([MotionBlock(c, layers + 1, config) for c in reversed(config.channels)])
+
+    def get_module(self, path: str) -> VanillaTemporalModule:
+        """The injection point at an original path such as `up_blocks.2.motion_modules.1`."""
+        return self.get_submodule(path)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
