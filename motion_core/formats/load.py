@@ -1,0 +1,200 @@
+"""load_motion_module / save_motion_module: any published file in, the original layout (or diffusers) out."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from safetensors.torch import save_file
+
+from ..config import MODULE_KEY, MotionModuleConfig, infer_config, module_paths
+from ..errors import ConfigError, NotAMotionModuleError, UnknownLayoutError
+from ..module import MotionModule, sinusoidal_pe
+from .files import RawCheckpoint, atomic_write, from_state_dict, read_checkpoint
+from .layouts import describe_other, detect_layout, from_original, is_motion_lora, strip_prefixes, to_original
+from .lora import load_motion_lora, merge_motion_lora, parse_motion_lora
+
+CONFIG_METADATA_KEY = "motion_core_config"
+
+
+@dataclass
+class LoadInfo:
+    """Where a loaded motion module came from and what had to be assumed (printed by `inspect`)."""
+    format: str  # key layout of the file: "original" | "diffusers" | "hotshot"
+    container: str  # "safetensors" | "pickle" | "folder" | "state_dict"
+    dtype: str  # dtype of the file's floating tensors ("mixed" if several)
+    path: str | None = None
+    notes: list[str] = field(default_factory=list)
+    loras: list[str] = field(default_factory=list)
+
+
+def _dtype_name(tensors: Iterable[torch.Tensor]) -> str:
+    names = {str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()}
+    return names.pop() if len(names) == 1 else ("mixed" if names else "none")
+
+
+def _hints(raw: RawCheckpoint) -> dict[str, Any]:
+    """heads / pe_length / version recorded beside the weights: our metadata, a diffusers config.json, or the
+    original code's `unet_config` / `animatediff_config` entries."""
+    if CONFIG_METADATA_KEY in raw.metadata:
+        c = MotionModuleConfig.from_json(raw.metadata[CONFIG_METADATA_KEY])
+        return {"heads": c.heads, "pe_length": c.pe_length, "version": c.version}
+    if raw.config is not None:
+        c = raw.config
+        if c.get("_class_name") not in (None, "MotionAdapter"):
+            raise NotAMotionModuleError(f"{raw.path} is a diffusers {c['_class_name']}, not a MotionAdapter")
+        return {"heads": c.get("motion_num_attention_heads", 8), "pe_length": c.get("motion_max_seq_length", 32)}
+    for text in (raw.metadata.get("unet_config"), raw.extras.get("animatediff_config")):
+        try:
+            kwargs = (json.loads(text) if isinstance(text, str) else text or {}).get("motion_module_kwargs", {})
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        hints = {"heads": kwargs.get("num_attention_heads"), "pe_length": kwargs.get("temporal_position_encoding_max_len")}
+        if any(hints.values()):
+            return {k: int(v) for k, v in hints.items() if v}
+    return {}
+
+
+def _check_keys(module: MotionModule, sd: Mapping[str, torch.Tensor]) -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
+             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s), e.g. {missing[:3]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatch(es), e.g. {wrong[:3]}")
+    if problems:
+        raise UnknownLayoutError(f"the weights do not fit a {module.config.version} motion module with channels "
+                                 f"{module.config.channels}: " + "; ".join(problems))
+
+
+def _add_missing_pe(sd: dict, config: MotionModuleConfig) -> dict:
+    for key, value in list(sd.items()):
+        m = MODULE_KEY.match(key)
+        if m and m[3].endswith(".to_q.weight"):
+            pe_key = key[:-len("to_q.weight")] + "pos_encoder.pe"
+            if pe_key not in sd:
+                sd[pe_key] = sinusoidal_pe(config.pe_length, value.shape[1]).to(value.dtype)
+    return sd
+
+
+def _read_raw(source) -> RawCheckpoint:
+    if isinstance(source, RawCheckpoint):
+        return source
+    return from_state_dict(dict(source)) if isinstance(source, Mapping) else read_checkpoint(source)
+
+
+def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int | None = None,
+                           version: str | None = None):
+    """(original-layout state dict with pe, config, LoadInfo) without building the module."""
+    raw = _read_raw(source)
+    other = describe_other(list(raw.state_dict))
+    if other:
+        raise NotAMotionModuleError(f"{raw.path or 'the state dict'} is {other}")
+    sd, notes = strip_prefixes(raw.state_dict)
+    layout = detect_layout(sd)
+    sd = to_original(sd, layout)
+    hints = _hints(raw)
+    if layout == "hotshot":
+        hints.setdefault("version", "hotshot-xl")
+    if any(n.startswith("whole-UNet") for n in notes) and "pe_length" not in hints \
+            and not any(k.endswith(".pos_encoder.pe") for k in sd):
+        hints["pe_length"] = 32  # the original train.py (HEAD) does not save pe: a training run, not AnimateLCM
+        notes.append("whole-UNet training checkpoint without position encoding: assumed 32 frames "
+                     "(pass pe_length=24 for a v1 run)")
+    config, more = infer_config(sd, heads=heads or hints.get("heads", 8),
+                                pe_length=pe_length or hints.get("pe_length"),
+                                version=version or hints.get("version"))
+    info = LoadInfo(format=layout, container=raw.container, dtype=_dtype_name(sd.values()), path=raw.path,
+                    notes=notes + more)
+    return _add_missing_pe(sd, config), config, info
+
+
+def load_motion_module(source, *, loras: Iterable = (),
+                       heads: int | None = None, pe_length: int | None = None, version: str | None = None,
+                       dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> MotionModule:
+    """Load a motion module from any published format (path, diffusers folder or state dict).
+
+    loras: MotionLoRAs to merge, each a path / state dict / MotionLoRA, or a (that, strength) pair.
+    heads, pe_length, version: override what the file says (it never records heads; 8 is assumed).
+    dtype: convert to this dtype (default: keep the file's). The returned module carries `.config` and `.info`."""
+    sd, config, info = read_motion_state_dict(source, heads=heads, pe_length=pe_length, version=version)
+    with torch.device("meta"):
+        module = MotionModule(config)
+    _check_keys(module, sd)
+    module.load_state_dict(sd, strict=True, assign=True)  # the file's tensors become the parameters: no copy
+    if dtype is not None or str(device) != "cpu":
+        module.to(device=device, dtype=dtype)
+    for entry in loras:
+        lora, strength = entry if isinstance(entry, tuple) else (entry, 1.0)
+        lora = load_motion_lora(lora)
+        merge_motion_lora(module, lora, strength)
+        info.loras.append(f"{lora.source} x {strength}")
+    module.info = info
+    return module.requires_grad_(False).eval()
+
+
+def save_motion_module(module: MotionModule, path: str | os.PathLike, *, layout: str = "original") -> Path:
+    """Write safetensors atomically. layout "original" (any loader) or "diffusers" (a `.safetensors` file, or a
+    MotionAdapter folder with config.json when `path` has no suffix)."""
+    if layout not in ("original", "diffusers"):
+        raise ConfigError(f"layout {layout!r} is not one of 'original', 'diffusers'")
+    config: MotionModuleConfig = module.config
+    sd = {k: v.detach().contiguous() for k, v in from_original(module.state_dict(), layout).items()}
+    metadata = {"format": "pt", "layout": layout, CONFIG_METADATA_KEY: config.to_json()}
+    path = Path(path)
+    if layout == "diffusers" and path.suffix == "":
+        atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(adapter_config(config), indent=2)))
+        path = path / "diffusion_pytorch_model.safetensors"
+    atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=metadata))
+    return path
+
+
+def adapter_config(config: MotionModuleConfig) -> dict:
+    """config.json of a diffusers MotionAdapter with the same shapes."""
+    return {
+        "_class_name": "MotionAdapter",
+        "block_out_channels": list(config.channels),
+        "motion_layers_per_block": config.layers_per_block,
+        "motion_transformer_layers_per_block": config.transformer_blocks,
+        "motion_mid_block_layers_per_block": 1,
+        "motion_transformer_layers_per_mid_block": config.transformer_blocks,
+        "motion_num_attention_heads": config.heads,
+        "motion_norm_num_groups": config.norm_groups,
+        "motion_max_seq_length": config.pe_length,
+        "use_motion_mid_block": config.mid_block,
+        "conv_in_channels": None,
+    }
+
+
+def describe(source) -> dict[str, Any]:
+    """What `inspect` prints: a motion module's or a MotionLoRA's facts, without merging anything."""
+    raw = _read_raw(source)
+    if is_motion_lora(raw.state_dict):
+        lora = parse_motion_lora(raw.state_dict, raw.path or "the state dict")
+        sd15 = any(k.startswith("down_blocks.3.") for k in lora.pairs)
+        return {"format": "motion-lora", "family": "sd15" if sd15 else "sdxl", "version": None, "pe_length": None,
+                "mid_block": any(k.startswith("mid_block.") for k in lora.pairs), "params": lora.num_parameters(),
+                "dtype": _dtype_name(raw.state_dict.values()), "lora_rank": lora.rank, "layers": len(lora.pairs),
+                "container": raw.container, "path": raw.path, "notes": []}
+    module = load_motion_module(raw)
+    c, info = module.config, module.info
+    return {"format": info.format, "family": c.family, "version": c.version, "pe_length": c.pe_length,
+            "mid_block": c.mid_block, "params": module.num_parameters(), "dtype": info.dtype, "lora_rank": None,
+            "channels": list(c.channels), "heads": c.heads, "layers_per_block": c.layers_per_block,
+            "attention_blocks": c.attention_blocks, "modules": len(module_paths(c)),
+            "container": info.container, "path": info.path, "notes": info.notes}
+
+
+def convert_file(src, dst: str | os.PathLike, *, layout: str = "original", **load_kwargs) -> Path:
+    """Any readable motion module -> safetensors in `layout`, same dtype, written atomically."""
+    return save_motion_module(load_motion_module(src, **load_kwargs), dst, layout=layout)
