@@ -25,10 +25,11 @@ MAX_ATTENTION_BATCH = 32768
 def sinusoidal_pe(length: int, dim: int) -> torch.Tensor:
     """`pe[0, p, 2i] = sin(p * exp(-2i ln(10000) / dim))`, `pe[0, p, 2i+1] = cos(...)`: (1, length, dim), float32.
 
-    Computed exactly as the original PositionalEncoding does, so a recomputed pe is bit-identical to a stored one."""
-    position = torch.arange(length).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(1, length, dim)
+    Computed exactly as the original PositionalEncoding does, so a recomputed pe is bit-identical to a stored one.
+    Always on the CPU, so it is the same bits whatever device the module is built on."""
+    position = torch.arange(length, device="cpu").unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, dim, 2, device="cpu") * (-math.log(10000.0) / dim))
+    pe = torch.zeros(1, length, dim, device="cpu")
     pe[0, :, 0::2] = torch.sin(position * div_term)
     pe[0, :, 1::2] = torch.cos(position * div_term)
     return pe
@@ -37,7 +38,10 @@ def sinusoidal_pe(length: int, dim: int) -> torch.Tensor:
 class PositionalEncoding(nn.Module):
     def __init__(self, dim: int, max_len: int):
         super().__init__()
-        self.register_buffer("pe", sinusoidal_pe(max_len, dim))  # (1, max_len, dim); stored in checkpoints
+        device = torch.empty(0).device  # the device of an enclosing `with torch.device(...)`, else the CPU
+        # (1, max_len, dim), stored in checkpoints; on "meta" (building a module to load into) nothing to compute
+        pe = torch.empty(1, max_len, dim) if device.type == "meta" else sinusoidal_pe(max_len, dim).to(device)
+        self.register_buffer("pe", pe)
 
 
 class VersatileAttention(nn.Module):

@@ -137,8 +137,8 @@ def diffusers_to_original(state_dict: Mapping) -> dict:
     for block, pe in pes.items():
         prefix = diffusers_key_to_original(block)
         attention = {m[1] for k in out if (m := re.match(re.escape(prefix) + r"attention_blocks\.(\d+)\.", k))}
-        for a in sorted(attention):
-            out[f"{prefix}attention_blocks.{a}.pos_encoder.pe"] = pe
+        for i, a in enumerate(sorted(attention)):  # own storage each: safetensors refuses shared tensors
+            out[f"{prefix}attention_blocks.{a}.pos_encoder.pe"] = pe if i == 0 else pe.clone()
     return out
 
 

@@ -1,0 +1,139 @@
+"""Every published format is told apart automatically and loads strict into the same module."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import FIXTURES, assert_same_tensors, random_module
+from motion_core import describe, load_motion_module
+from motion_core.formats import from_original
+
+
+def _same_function(a, b, frames=8):
+    x = torch.randn(1, a.config.channels[0], frames, 3, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(a.down_blocks[0].motion_modules[0](x), b.down_blocks[0].motion_modules[0](x))
+
+
+@pytest.fixture
+def v2():
+    return random_module("v2")
+
+
+def test_safetensors_original(tmp_path, v2):
+    save_file(v2.state_dict(), tmp_path / "mm.safetensors")
+    mm = load_motion_module(tmp_path / "mm.safetensors", heads=2)
+    assert (mm.info.format, mm.info.container, mm.config.version) == ("original", "safetensors", "v2")
+    assert_same_tensors(mm.state_dict(), v2.state_dict())
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".pth"])
+@pytest.mark.parametrize("wrap", ["flat", "state_dict", "animatediff_config"])
+def test_pickle_containers(tmp_path, v2, suffix, wrap):
+    sd = v2.state_dict()
+    obj = {"flat": sd, "state_dict": {"state_dict": sd, "global_step": 10},
+           "animatediff_config": {**sd, "animatediff_config": ""}}[wrap]
+    torch.save(obj, tmp_path / f"mm{suffix}")
+    mm = load_motion_module(tmp_path / f"mm{suffix}", heads=2)
+    assert (mm.info.container, mm.config.version) == ("pickle", "v2")
+    assert_same_tensors(mm.state_dict(), sd)
+
+
+def test_legacy_pickle_format(tmp_path, v2):
+    torch.save(v2.state_dict(), tmp_path / "old.ckpt", _use_new_zipfile_serialization=False)
+    assert_same_tensors(load_motion_module(tmp_path / "old.ckpt", heads=2).state_dict(), v2.state_dict())
+
+
+def test_container_is_sniffed_not_trusted_from_suffix(tmp_path, v2):
+    save_file(v2.state_dict(), tmp_path / "really_safetensors.ckpt")
+    assert load_motion_module(tmp_path / "really_safetensors.ckpt", heads=2).info.container == "safetensors"
+
+
+def test_whole_unet_training_checkpoint_with_module_prefix(tmp_path):
+    full = load_file(str(FIXTURES / "tiny_unet_v2_full.safetensors"))
+    torch.save({"epoch": 1, "global_step": 100, "state_dict": {f"module.{k}": v for k, v in full.items()}},
+               tmp_path / "checkpoint.ckpt")
+    mm = load_motion_module(tmp_path / "checkpoint.ckpt", heads=2)
+    assert mm.config.version == "v2" and mm.config.pe_length == 32
+    assert any("whole-UNet" in n for n in mm.info.notes) and any("'module.'" in n for n in mm.info.notes)
+    ref = load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors")
+    assert_same_tensors(mm.state_dict(), ref.state_dict())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_half_precision_files(tmp_path, v2, dtype):
+    sd = {k: v.to(dtype) for k, v in v2.state_dict().items()}
+    save_file(sd, tmp_path / "mm.safetensors")
+    mm = load_motion_module(tmp_path / "mm.safetensors", heads=2)
+    assert mm.info.dtype == str(dtype).removeprefix("torch.")
+    assert next(mm.parameters()).dtype == dtype
+    assert_same_tensors(mm.state_dict(), sd)
+    up = load_motion_module(tmp_path / "mm.safetensors", heads=2, dtype=torch.float32)
+    assert next(up.parameters()).dtype == torch.float32
+
+
+def test_diffusers_folder_and_single_file(tmp_path, v2):
+    from motion_core import save_motion_module
+    folder = save_motion_module(v2, tmp_path / "adapter", layout="diffusers").parent
+    config = json.loads((folder / "config.json").read_text())
+    assert config["_class_name"] == "MotionAdapter" and config["motion_num_attention_heads"] == 2
+    mm = load_motion_module(folder)  # heads come from config.json
+    assert (mm.info.format, mm.info.container, mm.config.heads) == ("diffusers", "folder", 2)
+    assert_same_tensors(mm.state_dict(), v2.state_dict())
+    save_file(from_original(v2.state_dict(), "diffusers"), tmp_path / "adapter.safetensors")
+    single = load_motion_module(tmp_path / "adapter.safetensors", heads=2)
+    assert single.info.format == "diffusers"
+    assert_same_tensors(single.state_dict(), v2.state_dict())
+
+
+def test_hotshot_xl(tmp_path):
+    hs = random_module("hotshot-xl")
+    sd = from_original(hs.state_dict(), "hotshot")
+    assert any(".temporal_attentions.0." in k for k in sd) and any(k.endswith("positional_encoding") for k in sd)
+    save_file(sd, tmp_path / "hsxl.safetensors")
+    mm = load_motion_module(tmp_path / "hsxl.safetensors", heads=2)
+    assert (mm.info.format, mm.config.family, mm.config.version, mm.config.pe_length) == \
+        ("hotshot", "sdxl", "hotshot-xl", 24)
+    assert not mm.config.cross_frame_norm  # HotShot normalises per frame, unlike AnimateDiff's SDXL beta
+    assert_same_tensors(mm.state_dict(), hs.state_dict())
+
+
+def test_animatelcm_has_no_pe_and_gets_a_computed_one(tmp_path):
+    lcm = random_module("animatelcm")
+    save_file({k: v for k, v in lcm.state_dict().items() if not k.endswith(".pe")}, tmp_path / "lcm.safetensors")
+    mm = load_motion_module(tmp_path / "lcm.safetensors", heads=2)
+    assert mm.config.version == "animatelcm" and mm.config.pe_length == 64
+    assert any("assumed 64" in n for n in mm.info.notes)
+    assert_same_tensors(mm.state_dict(), lcm.state_dict())  # the computed pe is bit-identical to a stored one
+    assert any("assumed 64" in n for n in describe(tmp_path / "lcm.safetensors")["notes"])
+
+
+def test_lightning_is_v2_shaped(tmp_path):
+    lightning = random_module("v2", seed=5)
+    save_file({k: v.half() for k, v in lightning.state_dict().items()}, tmp_path / "lightning_4step.safetensors")
+    mm = load_motion_module(tmp_path / "lightning_4step.safetensors", heads=2)
+    assert mm.config.version == "v2" and mm.config.mid_block
+
+
+def test_sdxl_beta(tmp_path):
+    xl = random_module("sdxl-beta")
+    save_file(xl.state_dict(), tmp_path / "mm_sdxl_v10_beta.safetensors")
+    mm = load_motion_module(tmp_path / "mm_sdxl_v10_beta.safetensors", heads=2)
+    assert (mm.config.family, mm.config.version, mm.config.cross_frame_norm) == ("sdxl", "sdxl-beta", True)
+    _same_function(mm, xl)
+
+
+def test_state_dict_input_shares_tensors_instead_of_copying(v2):
+    sd = v2.state_dict()
+    mm = load_motion_module(sd, heads=2)
+    key = "down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight"
+    assert mm.state_dict()[key].data_ptr() == sd[key].data_ptr()
+    _same_function(mm, v2)
+
+
+def test_our_files_carry_their_config(tmp_path, v2):
+    from motion_core import save_motion_module
+    save_motion_module(v2, tmp_path / "mm.safetensors")
+    assert load_motion_module(tmp_path / "mm.safetensors").config == v2.config  # heads=2 without being told

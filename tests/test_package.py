@@ -1,0 +1,56 @@
+"""Packaging invariants: the ComfyUI entry point stays light, motion_core stays standalone and safe."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, cwd=ROOT.parent).stdout
+    return set(out.split())
+
+
+def test_comfyui_entry_point_imports_no_diffusers_no_cv2():
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('motion_core_pack', r'{ROOT / '__init__.py'}',"
+        f" submodule_search_locations=[r'{ROOT}'])\n"
+        "pack = importlib.util.module_from_spec(spec); sys.modules['motion_core_pack'] = pack\n"
+        "spec.loader.exec_module(pack)\n"
+        "assert isinstance(pack.NODE_CLASS_MAPPINGS, dict) and pack.WEB_DIRECTORY == './js'\n")
+    loaded = _modules_after(code)
+    assert "motion_core_pack" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("diffusers", "cv2", "transformers")}
+
+
+def test_motion_core_imports_nothing_heavy_or_comfy():
+    loaded = _modules_after("import motion_core, motion_core.cli")
+    assert not {m for m in loaded if m.split(".")[0] in ("diffusers", "cv2", "transformers", "comfy", "folder_paths")}
+
+
+def test_source_has_no_comfy_import_and_no_unsafe_torch_load():
+    for path in (ROOT / "motion_core").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(import|from)\s+(comfy|folder_paths|server)\b", text, re.M), path
+        for call in re.findall(r"torch\.load\(.*", text):
+            assert "weights_only=True" in call, (path, call)
+
+
+def test_pyproject_declares_cli_registry_and_careful_deps():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = {re.split(r"[<>=!~ \[]", d)[0] for d in meta["project"]["dependencies"]}
+    assert deps == {"torch", "einops", "safetensors", "numpy"}
+    assert meta["project"]["scripts"]["motion-core"] == "motion_core.cli:main"
+    assert {"PublisherId", "DisplayName"} <= set(meta["tool"]["comfy"])
+    assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
+    lines = [l for l in (ROOT / "README.md").read_text().splitlines() if l.strip()]
+    assert lines[1] == "```sh" and lines[2].startswith("make demo") and lines[3].startswith("make test")
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
