@@ -137,3 +137,11 @@ def test_our_files_carry_their_config(tmp_path, v2):
     from motion_core import save_motion_module
     save_motion_module(v2, tmp_path / "mm.safetensors")
     assert load_motion_module(tmp_path / "mm.safetensors").config == v2.config  # heads=2 without being told
+
+
+def test_whole_diffusers_unet_motion_model_keeps_only_motion_weights(v2):
+    sd = from_original(v2.state_dict(), "diffusers")
+    sd.update({"conv_in.weight": torch.zeros(32, 4, 3, 3), "down_blocks.0.resnets.0.conv1.weight": torch.zeros(1)})
+    mm = load_motion_module(sd, heads=2)
+    assert mm.info.format == "diffusers" and any("kept its 567 motion-module tensors" in n for n in mm.info.notes)
+    assert_same_tensors(mm.state_dict(), v2.state_dict())

@@ -126,7 +126,8 @@ def load_motion_module(source, *, loras: Iterable = (),
 
     loras: MotionLoRAs to merge, each a path / state dict / MotionLoRA, or a (that, strength) pair.
     heads, pe_length, version: override what the file says (it never records heads; 8 is assumed).
-    dtype: convert to this dtype (default: keep the file's). The returned module carries `.config` and `.info`."""
+    dtype: convert to this dtype (default: keep the file's).
+    Returns the module in eval mode without gradients, carrying `.config` and `.info` (format, notes, LoRAs)."""
     sd, config, info = read_motion_state_dict(source, heads=heads, pe_length=pe_length, version=version)
     with torch.device("meta"):
         module = MotionModule(config)
