@@ -123,22 +123,28 @@ class TemporalTransformer3DModel(nn.Module):
         nn.init.zeros_(self.proj_out.weight)  # zero-initialised: a new module leaves the host's output unchanged
         nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        b, _, _, h, w = x.shape  # x: (b, c, f, h, w)
+    def residual(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
+        """What the module adds to a host's `((b f), c, h, w)` feature map (the layout UNets run in)."""
+        h, w = x.shape[-2:]
         if self.cross_frame_norm:  # SDXL beta: statistics over (channel group, f, h, w)
-            tokens = rearrange(self.norm(x), "b c f h w -> (b h w) f c")
+            y = self.norm(rearrange(x, "(b f) c h w -> b c f h w", f=frames))
+            tokens = rearrange(y, "b c f h w -> (b h w) f c")
         else:  # SD1.5 modules: statistics per frame
-            y = self.norm(rearrange(x, "b c f h w -> (b f) c h w"))
-            tokens = rearrange(y, "(b f) c h w -> (b h w) f c", b=b)
+            tokens = rearrange(self.norm(x), "(b f) c h w -> (b h w) f c", f=frames)
         tokens = self.proj_in(tokens)
         for block in self.transformer_blocks:
             tokens = block(tokens, scale)
         tokens = self.proj_out(tokens)
-        return x + rearrange(tokens, "(b h w) f c -> b c f h w", b=b, h=h, w=w)
+        return rearrange(tokens, "(b h w) f c -> (b f) c h w", h=h, w=w)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        frames = x.shape[2]  # x: (b, c, f, h, w), the original calling convention
+        flat = rearrange(x, "b c f h w -> (b f) c h w")
+        return x + rearrange(self.residual(flat, frames, scale), "(b f) c h w -> b c f h w", f=frames)
 
 
 class VanillaTemporalModule(nn.Module):
-    """One injection point: `(b, c, f, h, w) -> (b, c, f, h, w)`."""
+    """One injection point: `(b, c, f, h, w) -> (b, c, f, h, w)`, or `residual` on a host's `((b f), c, h, w)`."""
 
     def __init__(self, dim: int, config: MotionModuleConfig):
         super().__init__()
@@ -146,6 +152,9 @@ class VanillaTemporalModule(nn.Module):
 
     def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         return self.temporal_transformer(x, scale)
+
+    def residual(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
+        return self.temporal_transformer.residual(x, frames, scale)
 
 
 class MotionBlock(nn.Module):
