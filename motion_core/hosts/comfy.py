@@ -1,0 +1,111 @@
+"""ComfyUI's `openaimodel.UNetModel` (input_blocks / middle_block / output_blocks of TimestepEmbedSequential).
+
+Duck-typed: nothing from ComfyUI is imported. A `MotionLayer` is inserted into each TimestepEmbedSequential right
+after its ResBlock / SpatialTransformer (so before a trailing Upsample, and before the skip is stored); Downsample
+blocks get none. ComfyUI calls unknown layers through `forward_timestep_embed_patch` handlers with
+`transformer_options`: `forward_timestep_embed_handler` is that handler, and takes the frame count from
+`x.shape[0] // len(transformer_options["cond_or_uncond"])`, per call.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..frames import apply_temporal, current_frames
+
+_MAIN_LAYERS = ("ResBlock", "SpatialTransformer")
+
+
+def _names(block) -> list[str]:
+    return [type(layer).__name__ for layer in block]
+
+
+def _after_main(block) -> int:
+    """Insertion index: right after the block's last ResBlock / SpatialTransformer."""
+    return 1 + max(i for i, n in enumerate(_names(block)) if n in _MAIN_LAYERS)
+
+
+class MotionLayer(nn.Module):
+    """One motion module placed inside a ComfyUI TimestepEmbedSequential."""
+
+    def __init__(self, module, scale: float, strength: float):
+        super().__init__()
+        self.module, self.scale, self.strength = module, scale, strength
+
+    def forward(self, x, transformer_options: dict | None = None):
+        if transformer_options and transformer_options.get("cond_or_uncond"):
+            frames = x.shape[0] // len(transformer_options["cond_or_uncond"])
+        else:
+            frames = current_frames()
+        if frames is None:
+            raise ConfigError("a motion layer ran without a frame count: register forward_timestep_embed_handler "
+                              "for MotionLayer in transformer_options['patches'] (the Inject node does this)")
+        return apply_temporal(self.module, x, frames, self.scale, self.strength)
+
+
+def forward_timestep_embed_handler(layer, x, emb, context, transformer_options, *args):
+    """For `transformer_options["patches"]["forward_timestep_embed_patch"]`: [(MotionLayer, this)]."""
+    return layer(x, transformer_options)
+
+
+class ComfyHost:
+    name = "comfyui"
+
+    @staticmethod
+    def accepts(unet) -> bool:
+        return all(hasattr(unet, a) for a in ("input_blocks", "middle_block", "output_blocks"))
+
+    @staticmethod
+    def levels(unet) -> int:
+        return 1 + sum("Downsample" in _names(b) for b in unet.input_blocks)
+
+    @staticmethod
+    def points(unet, paths: list[str]) -> dict[str, tuple[nn.Sequential, int]]:
+        """{original motion-module path: (TimestepEmbedSequential, insertion index)}."""
+        found = {}
+        level, j = 0, 0
+        for block in list(unet.input_blocks)[1:]:  # [0] is conv_in
+            names = _names(block)
+            if "ResBlock" in names:
+                found[f"down_blocks.{level}.motion_modules.{j}"] = (block, _after_main(block))
+                j += 1
+            elif "Downsample" in names:
+                level, j = level + 1, 0
+        found["mid_block.motion_modules.0"] = (unet.middle_block, _after_main(unet.middle_block[:2]))
+        level, j = 0, 0
+        for block in unet.output_blocks:
+            found[f"up_blocks.{level}.motion_modules.{j}"] = (block, _after_main(block))
+            j += 1
+            if "Upsample" in _names(block):
+                level, j = level + 1, 0
+        missing = [p for p in paths if p not in found]
+        if missing:
+            raise ConfigError(f"the UNet has no place for {missing[:3]}: the motion module is for another layout")
+        return {p: found[p] for p in paths}
+
+    @staticmethod
+    def channels(point) -> int | None:
+        block, index = point
+        layer = block[index - 1]
+        return getattr(layer, "out_channels", None) or getattr(layer, "in_channels", None)
+
+    @staticmethod
+    def attach(point, module, scale: float, strength: float):
+        block, index = point
+        layer = MotionLayer(module, scale, strength)
+        block.insert(index, layer)
+
+        def undo():
+            position = next(i for i, m in enumerate(block) if m is layer)
+            del block[position]
+        return undo
+
+    @staticmethod
+    def cross_frame_norms(unet) -> list[nn.GroupNorm]:
+        """GroupNorms that v1 normalises across frames: each ResBlock's in/out norm, and the output norm."""
+        norms = []
+        for m in unet.modules():
+            if type(m).__name__ == "ResBlock":
+                norms += [m.in_layers[0], m.out_layers[0]]
+        return norms + [unet.out[0]]

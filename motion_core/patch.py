@@ -1,0 +1,111 @@
+"""Insert a motion module into a host UNet, and take it out again.
+
+`inject(unet, motion_module)` returns a `MotionUNet` with the original `UNet3DConditionModel` calling convention. The
+host's weights are never touched; what `Patch` attaches (forward hooks in diffusers, layers inserted into ComfyUI's
+sequential blocks, and for v1 a per-instance forward on the GroupNorms v1 normalises across frames) is removed
+again by `eject()` / `Patch.remove()`. No global patching of torch or of any host library.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from .config import module_paths
+from .errors import ConfigError
+from .frames import check_frames, cross_frame_group_norm, frames_context
+from .hosts import host_adapter
+from .module import MotionModule
+
+_PATCHED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+
+
+class Patch:
+    """Everything one motion module attaches to one host UNet, and its undo."""
+
+    def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0):
+        if not 0.0 <= strength <= 1.0:
+            raise ConfigError(f"strength={strength} must lie in [0, 1] (0 = the plain image model, 1 = full motion)")
+        if unet in _PATCHED:
+            raise ConfigError("this UNet already has a motion module injected: eject it first")
+        self.unet, self.motion_module, self.scale, self.strength = unet, motion_module, scale, strength
+        self.host = host_adapter(unet)
+        config = motion_module.config
+        levels = self.host.levels(unet)
+        if levels != len(config.channels):
+            host_family = "sdxl" if levels == 3 else "sd15"
+            raise ConfigError(f"this is a {config.family} motion module ({len(config.channels)} UNet levels) but the "
+                              f"UNet has {levels} levels ({host_family}): use a motion module made for the model's family")
+        self._undo: list = []
+        if strength > 0:  # strength 0: the plain image model, v1's cross-frame norms included
+            self._attach()
+        _PATCHED.add(unet)
+
+    def _attach(self) -> None:
+        points = self.host.points(self.unet, module_paths(self.motion_module.config))
+        for path, point in points.items():  # check everything before changing anything
+            width = self.motion_module.get_module(path).temporal_transformer.proj_in.in_features
+            if self.host.channels(point) not in (None, width):
+                raise ConfigError(f"{path} has {width} channels but the UNet layer it follows has "
+                                  f"{self.host.channels(point)}: the motion module is for another UNet")
+        for path, point in points.items():
+            self._undo.append(self.host.attach(point, self.motion_module.get_module(path), self.scale, self.strength))
+        if self.motion_module.config.host_cross_frame_norm:
+            for norm in self.host.cross_frame_norms(self.unet):
+                norm.forward = cross_frame_group_norm(norm)  # an instance attribute: this model only
+                self._undo.append(lambda n=norm: delattr(n, "forward"))
+
+    def remove(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        _PATCHED.discard(self.unet)
+
+
+class MotionUNet(nn.Module):
+    """A host UNet with motion modules: `forward(sample (b, c, f, h, w), timestep, encoder_hidden_states (b, n, d),
+    added_cond_kwargs=None) -> (b, c, f, h, w)`, the original UNet3DConditionModel's calling convention."""
+
+    def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0):
+        super().__init__()
+        self.unet, self.motion_module = unet, motion_module
+        self.patch = Patch(unet, motion_module, scale=scale, strength=strength)
+
+    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
+                added_cond_kwargs: dict | None = None, **kwargs) -> torch.Tensor:
+        if sample.ndim != 5:
+            raise ConfigError(f"sample has shape {tuple(sample.shape)}; expected (batch, channels, frames, h, w)")
+        b, _, f, _, _ = sample.shape
+        if self.patch.strength > 0:
+            check_frames(f, self.motion_module.config.pe_length)
+        x = rearrange(sample, "b c f h w -> (b f) c h w")
+        t = torch.as_tensor(timestep, device=sample.device)
+        if t.ndim == 1 and t.shape[0] == b:
+            t = t.repeat_interleave(f)  # one timestep per clip, shared by its frames
+        context = repeat(encoder_hidden_states, "b n d -> (b f) n d", f=f)
+        if added_cond_kwargs is not None:  # SDXL: text_embeds (b, 1280), time_ids (b, 6)
+            kwargs["added_cond_kwargs"] = {k: v.repeat_interleave(f, dim=0) for k, v in added_cond_kwargs.items()}
+        with frames_context(f):
+            out = self.unet(x, t, context, return_dict=False, **kwargs)[0]
+        return rearrange(out, "(b f) c h w -> b c f h w", f=f)
+
+    def eject(self) -> nn.Module:
+        """Remove everything inject attached and hand back the host UNet, as it was."""
+        self.patch.remove()
+        return self.unet
+
+
+def inject(unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0) -> MotionUNet:
+    """Insert `motion_module` into a diffusers `UNet2DConditionModel`; `eject()` takes it out again.
+
+    scale: motion amount, multiplies the temporal attention's keys (1 = the original).
+    strength: 0 = the plain image model, 1 = the full module; in between, each module adds that fraction of its
+    output. (ComfyUI models go through `Patch` and the node pack, not through MotionUNet.)
+    """
+    if host_adapter(unet).name != "diffusers":
+        raise ConfigError(f"inject() takes a diffusers UNet2DConditionModel; for ComfyUI's {type(unet).__name__} "
+                          "use motion_core.patch.Patch (the Inject into Model node does)")
+    return MotionUNet(unet, motion_module, scale=scale, strength=strength)
