@@ -9,13 +9,14 @@ from .errors import (CheckpointNotFoundError, ConfigError, CorruptCheckpointErro
 from .formats import (MotionLoRA, convert_file, describe, load_motion_lora, load_motion_module, merge_motion_lora,
                       save_motion_module)
 from .module import MotionModule, VanillaTemporalModule, sinusoidal_pe
+from .patch import MotionUNet, Patch, inject
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointNotFoundError", "ConfigError", "CorruptCheckpointError", "FrameCountError", "LoRAMismatchError",
-    "MotionCoreError", "MotionLoRA", "MotionModule", "MotionModuleConfig", "NotAMotionModuleError",
+    "MotionCoreError", "MotionLoRA", "MotionModule", "MotionModuleConfig", "MotionUNet", "NotAMotionModuleError", "Patch",
     "UnknownLayoutError", "UnsafeCheckpointError", "VanillaTemporalModule", "convert_file", "describe",
-    "infer_config", "load_motion_lora", "load_motion_module", "merge_motion_lora", "module_paths",
+    "infer_config", "inject", "load_motion_lora", "load_motion_module", "merge_motion_lora", "module_paths",
     "save_motion_module", "sinusoidal_pe",
 ]
