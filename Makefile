@@ -26,6 +26,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/inject.py
 
 clean:
 	rm -rf $(VENV) build
