@@ -5,7 +5,7 @@ Both are lazy: load_file maps the file and returns tensors whose pages are read 
 load_motion_module hands those same tensors to the module (no copy). So two times are printed per run:
   load   the call itself;
   ready  the call plus one pass over every weight (what a user waits for before the first frame).
-Two page-cache states: cold (the file dropped from the page cache before each run; needs root) and warm.
+Two page-cache states: cold (the file evicted from the page cache before each run) and warm.
 Targets: time <= 1.3x the baseline's, peak RSS <= 1.3x the file size. Prints medians and ratios.
     python bench/load.py [--repeats 5] [--file PATH]   (the file is built once with random weights and kept)
 """
@@ -55,15 +55,14 @@ def build(path: Path) -> None:
     save_motion_module(MotionModule(config), path)
 
 
-def drop_page_cache(path: Path) -> bool:
-    """Evict the file from the page cache (root only); False when not allowed."""
+def drop_page_cache(path: Path) -> None:
+    """Evict this file (only) from the page cache, so the next read comes from disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("1\n")
-        return True
-    except OSError:
-        return False
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def measure(kind: str, path: Path, cold: bool) -> dict:
@@ -88,9 +87,7 @@ def main() -> None:
     size = args.file.stat().st_size
     gb = 1024 ** 3
     print(f"file: {args.file} ({size / gb:.2f} GiB), {args.repeats} runs per row, medians, each in a fresh process")
-    states = ["cold", "warm"] if drop_page_cache(args.file) else ["warm"]
-    if states == ["warm"]:
-        print("(not root: cannot drop the page cache, so only warm runs)")
+    states = ["cold", "warm"]
     print(f"{'':28}{'load s':>8}{'ready s':>9}{'peak RSS GiB':>14}{'RSS added GiB':>15}")
     checksums = set()
     for state in states:

@@ -9,13 +9,10 @@ import argparse
 import json
 import sys
 
+from .config import VERSION_DEFAULTS
 from .errors import ConfigError, MotionCoreError
 
 FAMILY_CHANNELS = {"sd15": (320, 640, 1280, 1280), "sdxl": (320, 640, 1280)}
-VERSION_DEFAULTS = {  # version -> (family, pe_length, mid_block)
-    "v1": ("sd15", 24, False), "v2": ("sd15", 32, True), "v3": ("sd15", 32, False),
-    "sdxl-beta": ("sdxl", 32, False), "hotshot-xl": ("sdxl", 24, False), "animatelcm": ("sd15", 64, True),
-}
 
 
 def _print_description(d: dict, as_json: bool) -> None:
@@ -62,7 +59,7 @@ def cmd_create(args) -> None:
     except ValueError:
         raise ConfigError(f"--channels {args.channels!r} is not a comma-separated list of integers, e.g. 32,64,64,64") from None
     config = MotionModuleConfig(family=family, version=args.version, channels=channels, mid_block=mid,
-                                heads=args.heads, pe_length=args.pe_length or pe_length)
+                                heads=args.heads, pe_length=pe_length if args.pe_length is None else args.pe_length)
     torch.manual_seed(args.seed)
     module = MotionModule(config)
     if args.init == "random":  # proj_out random too (other layers already are): the module changes its input

@@ -15,7 +15,12 @@ from typing import Mapping
 from .errors import ConfigError, UnknownLayoutError
 
 FAMILIES = ("sd15", "sdxl")
-VERSIONS = ("v1", "v2", "v3", "sdxl-beta", "hotshot-xl", "animatelcm")
+# version -> (family, position-encoding length, mid-block module): the published modules' shapes
+VERSION_DEFAULTS = {
+    "v1": ("sd15", 24, False), "v2": ("sd15", 32, True), "v3": ("sd15", 32, False),
+    "sdxl-beta": ("sdxl", 32, False), "hotshot-xl": ("sdxl", 24, False), "animatelcm": ("sd15", 64, True),
+}
+VERSIONS = tuple(VERSION_DEFAULTS)
 
 # `down_blocks.1.motion_modules.0.temporal_transformer.proj_in.weight` -> ("down_blocks.1", "0", "proj_in.weight")
 MODULE_KEY = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.(\d+)\.temporal_transformer\.(.+)$")
@@ -40,6 +45,13 @@ class MotionModuleConfig:
             raise ConfigError(f"family {self.family!r} is not one of {FAMILIES}")
         if self.version not in VERSIONS:
             raise ConfigError(f"version {self.version!r} is not one of {VERSIONS}")
+        if VERSION_DEFAULTS[self.version][0] != self.family:
+            raise ConfigError(f"version {self.version!r} is a {VERSION_DEFAULTS[self.version][0]} module, not "
+                              f"{self.family}: pick a version of the module's family")
+        for name in ("layers_per_block", "heads", "pe_length", "attention_blocks", "transformer_blocks", "ff_mult",
+                     "norm_groups"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be an integer of at least 1")
         if not self.channels:
             raise ConfigError("channels is empty: a motion module needs at least one level")
         for c in self.channels:
@@ -48,10 +60,8 @@ class MotionModuleConfig:
                     f"channel count {c} is not a positive multiple of {self.norm_groups} (GroupNorm groups): "
                     "the file is damaged or not an AnimateDiff motion module")
             if c % self.heads:
-                raise ConfigError(f"channel count {c} is not divisible by heads={self.heads}: pass a heads value that divides it")
-        for name in ("layers_per_block", "heads", "pe_length", "attention_blocks", "transformer_blocks", "ff_mult"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
+                raise ConfigError(f"channel count {c} is not divisible by heads={self.heads}: "
+                                  "pass a heads value that divides it")
 
     @property
     def cross_frame_norm(self) -> bool:
@@ -89,10 +99,22 @@ def _shape(value) -> tuple[int, ...]:
     return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
 
 
+# sub-key suffix -> number of dimensions its tensor must have (the rest are checked against the built module)
+_NDIM = {"norm.weight": 1, "pos_encoder.pe": 3, "ff.net.2.weight": 2, "to_q.weight": 2}
+
+
+def _check_ndim(path: str, sub: Mapping) -> None:
+    for key, shape in sub.items():
+        for suffix, ndim in _NDIM.items():
+            if key.endswith(suffix) and (len(shape) != ndim or 0 in shape):
+                raise UnknownLayoutError(f"{path}.temporal_transformer.{key} has shape {shape}; expected "
+                                         f"{ndim} non-empty dimensions: the file is damaged")
+
+
 def group_modules(state_dict: Mapping) -> dict[str, dict[str, tuple[int, ...]]]:
     """{module path: {sub-key: shape}}; raises UnknownLayoutError on keys outside any motion module."""
     modules: dict[str, dict[str, tuple[int, ...]]] = {}
-    stray = []
+    stray: list[str] = []
     for key, value in state_dict.items():
         m = MODULE_KEY.match(key)
         if m is None:
@@ -105,6 +127,8 @@ def group_modules(state_dict: Mapping) -> dict[str, dict[str, tuple[int, ...]]]:
             "expected keys like 'down_blocks.0.motion_modules.0.temporal_transformer.norm.weight'")
     if not modules:
         raise UnknownLayoutError("the state dict holds no motion-module weights (it is empty)")
+    for path, sub in modules.items():
+        _check_ndim(path, sub)
     return modules
 
 
@@ -159,8 +183,8 @@ def infer_config(state_dict: Mapping, *, heads: int = 8, pe_length: int | None =
     has_mid = "mid_block.motion_modules.0" in modules
     family = "sdxl" if n == 3 else "sd15"
     if version is None:
-        if family == "sdxl":
-            version = "sdxl-beta"
+        if family == "sdxl":  # HotShot-XL (24-frame pe) stored in AnimateDiff's key names, or AnimateDiff's beta
+            version = "hotshot-xl" if (stored_pe or pe_length) == 24 else "sdxl-beta"
         elif has_mid and stored_pe is None and pe_length is None:
             version = "animatelcm"
             notes.append("no position encoding in the file and a mid-block module: AnimateLCM")
@@ -174,7 +198,7 @@ def infer_config(state_dict: Mapping, *, heads: int = 8, pe_length: int | None =
                 notes.append("no position encoding in the file (AnimateLCM or a re-saved module): v1 and v3 look "
                              "the same without it; assumed v3 (pass version='v1' if it is a v1 module)")
     if pe_length is None:
-        pe_length = stored_pe or {"v1": 24, "hotshot-xl": 24, "animatelcm": 64}.get(version, 32)
+        pe_length = stored_pe or VERSION_DEFAULTS.get(version, ("", 32))[1]
         if stored_pe is None:
             notes.append(f"position-encoding length assumed {pe_length} frames (computed sinusoid, not from the file)")
     elif stored_pe is not None and stored_pe != pe_length:

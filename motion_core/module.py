@@ -174,9 +174,5 @@ class MotionModule(nn.Module):
         self.mid_block = MotionBlock(config.channels[-1], 1, config) if config.mid_block else None
         self.up_blocks = nn.ModuleList([MotionBlock(c, layers + 1, config) for c in reversed(config.channels)])
 
-    def get_module(self, path: str) -> VanillaTemporalModule:
-        """The injection point at an original path such as `up_blocks.2.motion_modules.1`."""
-        return self.get_submodule(path)
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

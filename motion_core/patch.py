@@ -20,7 +20,7 @@ from .frames import check_frames, cross_frame_group_norm, frames_context
 from .hosts import host_adapter
 from .module import MotionModule
 
-_PATCHED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+_OWNER: "weakref.WeakKeyDictionary[nn.Module, Patch]" = weakref.WeakKeyDictionary()  # host UNet -> its patch
 
 
 class Patch:
@@ -29,7 +29,7 @@ class Patch:
     def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0):
         if not 0.0 <= strength <= 1.0:
             raise ConfigError(f"strength={strength} must lie in [0, 1] (0 = the plain image model, 1 = full motion)")
-        if unet in _PATCHED:
+        if unet in _OWNER:
             raise ConfigError("this UNet already has a motion module injected: eject it first")
         self.unet, self.motion_module, self.scale, self.strength = unet, motion_module, scale, strength
         self.host = host_adapter(unet)
@@ -42,32 +42,41 @@ class Patch:
         self._undo: list = []
         if strength > 0:  # strength 0: the plain image model, v1's cross-frame norms included
             self._attach()
-        _PATCHED.add(unet)
+        _OWNER[unet] = self
+        self.active = True
 
     def _attach(self) -> None:
         points = self.host.points(self.unet, module_paths(self.motion_module.config))
         for path, point in points.items():  # check everything before changing anything
-            width = self.motion_module.get_module(path).temporal_transformer.proj_in.in_features
+            width = self.motion_module.get_submodule(path).temporal_transformer.proj_in.in_features
             if self.host.channels(point) not in (None, width):
                 raise ConfigError(f"{path} has {width} channels but the UNet layer it follows has "
                                   f"{self.host.channels(point)}: the motion module is for another UNet")
         for path, point in points.items():
-            self._undo.append(self.host.attach(point, self.motion_module.get_module(path), self.scale, self.strength))
+            self._undo.append(self.host.attach(point, self.motion_module.get_submodule(path), self.scale, self.strength))
         if self.motion_module.config.host_cross_frame_norm:
             for norm in self.host.cross_frame_norms(self.unet):
                 norm.forward = cross_frame_group_norm(norm)  # an instance attribute: this model only
                 self._undo.append(lambda n=norm: delattr(n, "forward"))
 
     def remove(self) -> None:
+        """Undo everything this patch attached; a second call does nothing."""
+        if not self.active:
+            return
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-        _PATCHED.discard(self.unet)
+        if _OWNER.get(self.unet) is self:
+            del _OWNER[self.unet]
+        self.active = False
 
 
 class MotionUNet(nn.Module):
     """A host UNet with motion modules: `forward(sample (b, c, f, h, w), timestep, encoder_hidden_states (b, n, d),
-    added_cond_kwargs=None) -> (b, c, f, h, w)`, the original UNet3DConditionModel's calling convention."""
+    added_cond_kwargs=None) -> (b, c, f, h, w)`, the original UNet3DConditionModel's calling convention.
+
+    It holds the host itself, not a copy (an 860M-parameter UNet is not duplicated): `.to()`, `.half()` or
+    `.train()` on it act on the host too, and stay after `eject()`, which removes only what inject attached."""
 
     def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0):
         super().__init__()
@@ -76,6 +85,8 @@ class MotionUNet(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
                 added_cond_kwargs: dict | None = None, **kwargs) -> torch.Tensor:
+        if not self.patch.active:
+            raise ConfigError("this MotionUNet was ejected: inject the motion module again to animate")
         if sample.ndim != 5:
             raise ConfigError(f"sample has shape {tuple(sample.shape)}; expected (batch, channels, frames, h, w)")
         b, _, f, _, _ = sample.shape

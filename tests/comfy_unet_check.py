@@ -19,7 +19,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 import comfy.utils  # noqa: E402
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel  # noqa: E402
-from motion_core import load_motion_module  # noqa: E402
+from motion_core import ConfigError, load_motion_module  # noqa: E402
 from motion_core.frames import frames_context  # noqa: E402
 from motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler  # noqa: E402
 from motion_core.patch import Patch  # noqa: E402
@@ -60,6 +60,15 @@ def main() -> None:
                             "max_abs_err_ejected_vs_plain": (after - plain).abs().max().item(),
                             "modules_inserted": inserted,
                             "modules_left_after_remove": sum(1 for m in unet.modules() if isinstance(m, MotionLayer))}
+    # a UNet built without a middle block (transformer_depth_middle=-2): v3 fits, v2's mid module is refused
+    bare = UNetModel(**{**CONFIG, "transformer_depth_middle": -2}).eval()
+    patch = Patch(bare, load_motion_module(FIXTURES / "tiny_unet_v3_full.safetensors"))
+    results["no_middle_block"] = {"v3_inserted": sum(1 for m in bare.modules() if isinstance(m, MotionLayer))}
+    patch.remove()
+    try:
+        Patch(bare, load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors"))
+    except ConfigError as e:
+        results["no_middle_block"]["v2_error"] = str(e)
     print(json.dumps(results))
 
 

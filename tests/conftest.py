@@ -6,16 +6,14 @@ import pytest
 import torch
 
 from motion_core import MotionModule, MotionModuleConfig
+from motion_core.config import VERSION_DEFAULTS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_CHANNELS = {"sd15": (32, 64, 64, 64), "sdxl": (32, 64, 64)}
-VERSION_SHAPE = {"v1": ("sd15", 24, False), "v2": ("sd15", 32, True), "v3": ("sd15", 32, False),
-                 "sdxl-beta": ("sdxl", 32, False), "hotshot-xl": ("sdxl", 24, False),
-                 "animatelcm": ("sd15", 64, True)}
 
 
 def tiny_config(version: str = "v2", **overrides) -> MotionModuleConfig:
-    family, pe, mid = VERSION_SHAPE[version]
+    family, pe, mid = VERSION_DEFAULTS[version]
     kw = dict(family=family, version=version, channels=TINY_CHANNELS[family], mid_block=mid, heads=2, pe_length=pe)
     kw.update(overrides)
     return MotionModuleConfig(**kw)

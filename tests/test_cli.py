@@ -50,6 +50,10 @@ def test_bad_input_exits_2_with_the_fix(tmp_path):
     assert p.returncode == 2 and "is not a comma-separated list of integers" in p.stderr
     p = run("create", tmp_path / "x.safetensors", "--channels", "40,80", check=False)
     assert p.returncode == 2 and "40 is not a positive multiple of 32" in p.stderr
+    p = run("create", tmp_path / "x.safetensors", "--pe-length", "0", check=False)
+    assert p.returncode == 2 and "pe_length=0 must be an integer of at least 1" in p.stderr
+    p = run("convert", FIXTURES / "tiny_v1.safetensors", tmp_path, check=False)
+    assert p.returncode == 2 and "is a folder" in p.stderr
     p = run("convert", FIXTURES / "tiny_v1.safetensors", tmp_path / "o.safetensors", "--layout", "kohya", check=False)
     assert p.returncode == 2 and "invalid choice: 'kohya'" in p.stderr
     assert "Traceback" not in p.stderr

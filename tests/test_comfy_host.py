@@ -27,6 +27,8 @@ def test_comfy_unet_patched_reproduces_the_original():
     p = subprocess.run([comfy_python(), str(script), COMFYUI], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads(p.stdout.strip().splitlines()[-1])
+    no_middle = results.pop("no_middle_block")
+    assert no_middle["v3_inserted"] == 20 and "has no middle block" in no_middle["v2_error"]
     assert set(results) == {"v1", "v2", "v3"}
     for version, r in results.items():
         assert r["max_abs_err"] <= 1e-4, (version, r)

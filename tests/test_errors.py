@@ -1,8 +1,9 @@
 """Bad input: each malformed file gets its own typed error with the value and the fix, and exit code 2 from the CLI.
 Pickles that would run code are refused, and the test proves the code did not run."""
 
+import inspect
 import json
-import os
+import random
 import struct
 
 import pytest
@@ -122,7 +123,7 @@ CASES = {
     "missing file": (lambda p: p / "nope.ckpt", CheckpointNotFoundError, "no such file"),
     "empty file": (_bytes(b"", "empty.safetensors"), CorruptCheckpointError, r"empty \(0 bytes\)"),
     "html page": (_bytes(b"<!DOCTYPE html><html>404</html>", "mm.ckpt"), CorruptCheckpointError, "HTML error page"),
-    "random bytes": (_bytes(os.urandom(64).replace(b"\x80", b"x").replace(b"PK", b"xx").replace(b"{", b"x"), "mm.pth"),
+    "random bytes": (_bytes(bytes(random.Random(0).choice(b"abcdefgh01234567") for _ in range(64)), "mm.pth"),
                      CorruptCheckpointError, "neither a safetensors file nor a PyTorch checkpoint"),
     "truncated safetensors": (_truncated_safetensors, CorruptCheckpointError, "damaged safetensors"),
     "bad safetensors header": (_bytes(struct.pack("<Q", 20) + b"{not json at all!!!", "mm.safetensors"),
@@ -166,6 +167,73 @@ def _unet_folder(tmp_path):
 CASES["diffusers UNet folder"] = (_unet_folder, NotAMotionModuleError, "UNet2DConditionModel, not a MotionAdapter")
 
 
+def _with(sd_fn, **meta):
+    def build(tmp_path):
+        save_file(sd_fn(), tmp_path / "mm.safetensors", metadata=meta or None)
+        return tmp_path / "mm.safetensors"
+    return build
+
+
+def _edit(key_suffix, value):
+    def sd():
+        d = _v3_sd()
+        for k in [k for k in d if k.endswith(key_suffix)][:1]:
+            d[k] = value(d[k]) if callable(value) else value
+        return d
+    return sd
+
+
+MORE_CASES = {
+    "empty norm weight": (_write_sd(_edit("norm.weight", torch.zeros(0))), UnknownLayoutError, r"shape \(0,\)"),
+    "2-D position encoding": (_write_sd(_edit(".pe", lambda t: t[0])), UnknownLayoutError, "expected 3 non-empty"),
+    "integer weights": (_write_sd(_edit("proj_in.weight", lambda t: t.long())), UnknownLayoutError,
+                        "not floating point"),
+    "damaged config metadata": (_with(_v3_sd, motion_core_config="{broken"), CorruptCheckpointError,
+                                "motion_core_config metadata is damaged"),
+    "non-numeric heads in unet_config": (_with(_v3_sd, unet_config=json.dumps(
+        {"motion_module_kwargs": {"num_attention_heads": "eight"}})), CorruptCheckpointError, "heads='eight'"),
+    "LoRA with alpha scales": (_write_sd({"down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0."
+                                          "attention_blocks.0.to_q.alpha": torch.tensor(8.0)}),
+                               NotAMotionModuleError, "MotionLoRA"),
+}
+CASES.update(MORE_CASES)
+
+
+def test_damaged_pickles_never_escape_as_raw_exceptions(tmp_path):
+    """Seeded byte flips and truncations of valid checkpoints, both pickle formats: only motion_core errors."""
+    rng = random.Random(0)
+    for legacy in (False, True):
+        torch.save(_v3_sd(), tmp_path / "good.ckpt", _use_new_zipfile_serialization=not legacy)
+        good = (tmp_path / "good.ckpt").read_bytes()
+        for i in range(60):
+            data = bytearray(good)
+            if i % 3 == 0:
+                data = data[: rng.randrange(1, len(data))]
+            else:
+                for _ in range(rng.randrange(1, 8)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            (tmp_path / "bad.ckpt").write_bytes(bytes(data))
+            try:
+                load_motion_module(tmp_path / "bad.ckpt", heads=2)
+            except MotionCoreError:
+                pass  # typed; a flip that lands in padding may also load fine
+
+
+def test_contradicting_overrides_are_refused():
+    with pytest.raises(ConfigError, match="pe_length=24 was asked for but the file stores a 32-frame"):
+        load_motion_module(_v3_sd(), heads=2, pe_length=24)
+    with pytest.raises(ConfigError, match="version 'sdxl-beta' is a sdxl module, not sd15"):
+        load_motion_module(_v3_sd(), heads=2, version="sdxl-beta")
+    with pytest.raises(ConfigError, match="heads=0"):
+        load_motion_module(_v3_sd(), heads=0)
+
+
+def test_every_error_type_is_a_motion_core_error():
+    import motion_core.errors as errors
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
+    assert len(classes) >= 9 and all(issubclass(c, MotionCoreError) for c in classes)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_malformed_input_gets_a_typed_error(tmp_path, case, capsys):
     build, error, message = CASES[case]
@@ -177,18 +245,3 @@ def test_malformed_input_gets_a_typed_error(tmp_path, case, capsys):
     assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
     assert main(["inspect", str(path)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
-
-
-def test_at_least_fifteen_distinct_malformed_inputs():
-    assert len(CASES) >= 15
-
-
-def test_contradicting_override_is_refused():
-    with pytest.raises(ConfigError, match="pe_length=24 was asked for but the file stores a 32-frame"):
-        load_motion_module(_v3_sd(), heads=2, pe_length=24)
-
-
-def test_all_errors_share_one_base():
-    for error in (CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, NotAMotionModuleError,
-                  UnknownLayoutError, ConfigError):
-        assert issubclass(error, MotionCoreError)

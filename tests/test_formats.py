@@ -91,13 +91,22 @@ def test_diffusers_folder_and_single_file(tmp_path, v2):
 def test_hotshot_xl(tmp_path):
     hs = random_module("hotshot-xl")
     sd = from_original(hs.state_dict(), "hotshot")
-    assert any(".temporal_attentions.0." in k for k in sd) and any(k.endswith("positional_encoding") for k in sd)
+    # key names as Hotshot-XL's own TransformerTemporal writes them
+    for key in ("down_blocks.0.temporal_attentions.0.norm.weight",
+                "down_blocks.0.temporal_attentions.1.transformer_blocks.0.attention_blocks.0.pos_encoder.positional_encoding",
+                "up_blocks.2.temporal_attentions.2.transformer_blocks.0.ff_norm.bias",
+                "up_blocks.0.temporal_attentions.0.proj_out.weight"):
+        assert key in sd, key
+    assert sd["down_blocks.0.temporal_attentions.0.transformer_blocks.0.attention_blocks.0.pos_encoder."
+              "positional_encoding"].shape == (1, 24, 32)
     save_file(sd, tmp_path / "hsxl.safetensors")
     mm = load_motion_module(tmp_path / "hsxl.safetensors", heads=2)
     assert (mm.info.format, mm.config.family, mm.config.version, mm.config.pe_length) == \
         ("hotshot", "sdxl", "hotshot-xl", 24)
     assert not mm.config.cross_frame_norm  # HotShot normalises per frame, unlike AnimateDiff's SDXL beta
     assert_same_tensors(mm.state_dict(), hs.state_dict())
+    # the same weights re-saved in AnimateDiff's key names (as AnimateDiff-Evolved keeps them) are still HotShot
+    assert load_motion_module(hs.state_dict(), heads=2).config.version == "hotshot-xl"
 
 
 def test_animatelcm_has_no_pe_and_gets_a_computed_one(tmp_path):
@@ -110,13 +119,6 @@ def test_animatelcm_has_no_pe_and_gets_a_computed_one(tmp_path):
     assert any("assumed 64" in n for n in describe(tmp_path / "lcm.safetensors")["notes"])
 
 
-def test_lightning_is_v2_shaped(tmp_path):
-    lightning = random_module("v2", seed=5)
-    save_file({k: v.half() for k, v in lightning.state_dict().items()}, tmp_path / "lightning_4step.safetensors")
-    mm = load_motion_module(tmp_path / "lightning_4step.safetensors", heads=2)
-    assert mm.config.version == "v2" and mm.config.mid_block
-
-
 def test_sdxl_beta(tmp_path):
     xl = random_module("sdxl-beta")
     save_file(xl.state_dict(), tmp_path / "mm_sdxl_v10_beta.safetensors")
@@ -125,12 +127,17 @@ def test_sdxl_beta(tmp_path):
     _same_function(mm, xl)
 
 
-def test_state_dict_input_shares_tensors_instead_of_copying(v2):
+def test_a_callers_state_dict_is_copied_not_shared(v2):
     sd = v2.state_dict()
+    before = {k: t.clone() for k, t in sd.items()}
     mm = load_motion_module(sd, heads=2)
     key = "down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight"
-    assert mm.state_dict()[key].data_ptr() == sd[key].data_ptr()
-    _same_function(mm, v2)
+    assert mm.state_dict()[key].data_ptr() != sd[key].data_ptr()
+    with torch.no_grad():
+        for p in mm.parameters():
+            p.mul_(2)  # an optimiser step, a user's edit: never reaches the caller's tensors
+    assert_same_tensors(sd, before)
+    _same_function(load_motion_module(sd, heads=2), v2)
 
 
 def test_our_files_carry_their_config(tmp_path, v2):
@@ -145,3 +152,44 @@ def test_whole_diffusers_unet_motion_model_keeps_only_motion_weights(v2):
     mm = load_motion_module(sd, heads=2)
     assert mm.info.format == "diffusers" and any("kept its 567 motion-module tensors" in n for n in mm.info.notes)
     assert_same_tensors(mm.state_dict(), v2.state_dict())
+
+
+def test_mixed_dtype_files_load_as_float32_with_a_note(v2):
+    sd = {k: v.half() if k.endswith("proj_in.weight") else v for k, v in v2.state_dict().items()}
+    mm = load_motion_module(sd, heads=2)
+    assert mm.info.dtype == "mixed" and any("mixes floating dtypes" in n for n in mm.info.notes)
+    assert all(p.dtype == torch.float32 for p in mm.parameters())
+    _same_function(mm, load_motion_module({k: v.float() for k, v in sd.items()}, heads=2))
+
+
+def test_diffusers_files_say_v1_and_v3_look_alike(tmp_path):
+    v3 = random_module("v3")
+    mm = load_motion_module(from_original(v3.state_dict(), "diffusers"), heads=2)
+    assert mm.config.version == "v3" and any("do not tell v1 from v3" in n for n in mm.info.notes)
+    assert load_motion_module(from_original(v3.state_dict(), "diffusers"), heads=2, version="v1",
+                              pe_length=32).config.version == "v1"
+
+
+def test_config_json_without_heads_uses_the_default(tmp_path):
+    from motion_core import save_motion_module
+    module = random_module("v3", heads=8)
+    folder = save_motion_module(module, tmp_path / "adapter", layout="diffusers").parent
+    config = json.loads((folder / "config.json").read_text())
+    config["motion_num_attention_heads"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    assert load_motion_module(folder).config.heads == 8
+
+
+def test_saved_files_follow_the_umask_and_keep_an_existing_mode(tmp_path):
+    import os
+    import stat
+    from motion_core import save_motion_module
+    old = os.umask(0o022)
+    try:
+        path = save_motion_module(random_module("v3"), tmp_path / "mm.safetensors")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.chmod(path, 0o640)
+        save_motion_module(random_module("v3", seed=1), path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import assert_same_tensors, random_module
-from motion_core import (LoRAMismatchError, NotAMotionModuleError, describe, load_motion_lora, load_motion_module,
-                         merge_motion_lora)
+from motion_core import (LoRAMismatchError, NotAMotionModuleError, UnknownLayoutError, describe, load_motion_lora,
+                         load_motion_module, merge_motion_lora)
 from motion_core.formats.layouts import original_key_to_diffusers
 
 
@@ -84,8 +84,16 @@ def test_zero_strength_is_the_identity():
 def test_half_precision_module_merges_in_fp32_and_keeps_its_dtype():
     base = random_module("v3")
     half = {k: v.half() for k, v in base.state_dict().items()}
-    mm = load_motion_module(half, heads=2, loras=[make_lora(base)])
+    lora = make_lora(base)
+    mm = load_motion_module(half, heads=2, loras=[lora])
     assert all(p.dtype == torch.float16 for p in mm.parameters())
+    base_from_half = load_motion_module({k: v.float() for k, v in half.items()}, heads=2)
+    want = expected_merge(base_from_half, [(lora, 1.0)])
+    changed = 0
+    for k, v in mm.state_dict().items():  # the merge in fp32 from the fp16 weights, rounded once to fp16
+        assert torch.equal(v, want[k].half()), k
+        changed += not torch.equal(v, half[k])
+    assert changed == 20 * 2 * 4  # v3: 20 modules x 2 attention blocks x 4 projections
 
 
 def test_lora_for_another_module_is_refused():
@@ -117,3 +125,10 @@ def test_inspect_reports_lora_rank(tmp_path):
     assert (d["format"], d["lora_rank"], d["family"], d["mid_block"]) == ("motion-lora", 8, "sd15", True)
     # 21 modules x 2 attention blocks x 4 projections, each (8 x C) + (C x 8); channels sum to 1184 over the modules
     assert d["layers"] == 21 * 2 * 4 and d["params"] == 2 * 4 * 2 * 8 * 1184 == sum(v.numel() for v in lora.values())
+
+
+def test_alpha_scaled_loras_are_refused_not_guessed():
+    lora = make_lora(random_module("v3"))
+    lora[next(iter(lora)).replace(".down.weight", ".alpha")] = torch.tensor(4.0)
+    with pytest.raises(UnknownLayoutError, match="alpha scales"):
+        load_motion_lora(lora)

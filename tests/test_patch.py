@@ -37,7 +37,7 @@ def test_whole_unet_matches_the_original(version, dtype, tol):
     model = inject(unet, mm).to(dtype)
     seen = {}
     for path in (k[3:-3] for k in io if k.startswith("mm.") and k.endswith(":in")):
-        m = mm.get_module(path)
+        m = mm.get_submodule(path)
         m.residual = (lambda x, f, s, m=m, path=path:
                       seen.setdefault(path, (x, x + type(m).residual(m, x, f, s)))[1] - x)
     with torch.no_grad():
@@ -182,3 +182,19 @@ def test_sdxl_layout_injection_runs():
                     added_cond_kwargs={k: v.repeat_interleave(f, 0) for k, v in added.items()}).sample
     assert out.shape == sample.shape and torch.isfinite(out).all()
     assert not torch.allclose(out, base.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4))
+
+
+def test_eject_is_idempotent_and_an_old_wrapper_cannot_unregister_a_new_one():
+    unet = random_unet(SD15)
+    first = inject(unet, random_module("v3"))
+    first.eject()
+    second = inject(unet, random_module("v3", seed=1))
+    first.eject()  # a second eject of the old wrapper: nothing happens
+    with pytest.raises(ConfigError, match="already has a motion module"):
+        inject(unet, random_module("v3"))
+    hooks = sum(len(m._forward_hooks) for m in unet.modules())
+    assert hooks == 20
+    with pytest.raises(ConfigError, match="was ejected"):
+        first(*_inputs())
+    second.eject()
+    assert sum(len(m._forward_hooks) for m in unet.modules()) == 0

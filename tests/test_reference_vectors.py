@@ -81,6 +81,6 @@ def test_every_module_of_the_original_unet():
     worst = 0.0
     with torch.no_grad():
         for path in paths:
-            out = mm.get_module(path)(io[f"mm.{path}:in"])
+            out = mm.get_submodule(path)(io[f"mm.{path}:in"])
             worst = max(worst, (out - io[f"mm.{path}:out"]).abs().max().item())
     assert worst <= 1e-5

@@ -12,7 +12,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -88,9 +87,10 @@ def _read_pickle(path: Path, *, mmap: bool) -> RawCheckpoint:
                 f"{path} asks to run code while loading ({refused}); it was refused and nothing ran. "
                 "Only tensors are accepted: get a .safetensors version of this file") from None
         raise CorruptCheckpointError(f"{path} is a damaged PyTorch checkpoint ({e}); fetch it again") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 - a damaged pickle fails anywhere inside torch.load, with any type
+        detail = str(e).splitlines()[0] if str(e) else "no detail"
         raise CorruptCheckpointError(f"{path} is a damaged or truncated PyTorch checkpoint ({type(e).__name__}: "
-                                     f"{str(e).splitlines()[0] if str(e) else 'no detail'}); fetch it again") from None
+                                     f"{detail}); fetch it again") from None
     return _from_object(obj, "pickle", path=str(path))
 
 
@@ -139,14 +139,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
     A crash at any moment leaves either the old file or the new one, never a partial file."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointNotFoundError(f"{path} is a folder: give a file name ending in .safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask)  # mkstemp made it 0600
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..config import MODULE_KEY, MotionModuleConfig, infer_config, module_paths
-from ..errors import ConfigError, NotAMotionModuleError, UnknownLayoutError
+from ..errors import ConfigError, CorruptCheckpointError, NotAMotionModuleError, UnknownLayoutError
 from ..module import MotionModule, sinusoidal_pe
 from .files import RawCheckpoint, atomic_write, from_state_dict, read_checkpoint
 from .layouts import describe_other, detect_layout, from_original, is_motion_lora, strip_prefixes, to_original
@@ -41,25 +41,40 @@ def _hints(raw: RawCheckpoint) -> dict[str, Any]:
     """heads / pe_length / version recorded beside the weights: our metadata, a diffusers config.json, or the
     original code's `unet_config` / `animatediff_config` entries."""
     if CONFIG_METADATA_KEY in raw.metadata:
-        c = MotionModuleConfig.from_json(raw.metadata[CONFIG_METADATA_KEY])
+        try:
+            c = MotionModuleConfig.from_json(raw.metadata[CONFIG_METADATA_KEY])
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise CorruptCheckpointError(f"{raw.path}: its {CONFIG_METADATA_KEY} metadata is damaged ({e})") from None
         return {"heads": c.heads, "pe_length": c.pe_length, "version": c.version}
     if raw.config is not None:
         c = raw.config
         if c.get("_class_name") not in (None, "MotionAdapter"):
             raise NotAMotionModuleError(f"{raw.path} is a diffusers {c['_class_name']}, not a MotionAdapter")
-        return {"heads": c.get("motion_num_attention_heads", 8), "pe_length": c.get("motion_max_seq_length", 32)}
-    for text in (raw.metadata.get("unet_config"), raw.extras.get("animatediff_config")):
-        try:
-            kwargs = (json.loads(text) if isinstance(text, str) else text or {}).get("motion_module_kwargs", {})
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        hints = {"heads": kwargs.get("num_attention_heads"), "pe_length": kwargs.get("temporal_position_encoding_max_len")}
-        if any(hints.values()):
-            return {k: int(v) for k, v in hints.items() if v}
-    return {}
+        hints = {"heads": c.get("motion_num_attention_heads"), "pe_length": c.get("motion_max_seq_length")}
+    else:
+        hints = {}
+        for entry in (raw.metadata.get("unet_config"), raw.extras.get("animatediff_config")):
+            try:
+                kwargs = (json.loads(entry) if isinstance(entry, str) else entry or {}).get("motion_module_kwargs", {})
+                hints = {"heads": kwargs.get("num_attention_heads"),
+                         "pe_length": kwargs.get("temporal_position_encoding_max_len")}
+            except (json.JSONDecodeError, AttributeError):  # foreign metadata we cannot read: not a reason to fail
+                continue
+            break
+    for key, value in list(hints.items()):
+        if value is None:
+            del hints[key]
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CorruptCheckpointError(f"{raw.path}: its recorded config says {key}={value!r}, which is not a "
+                                         f"positive integer; pass {key}=... to override it")
+    return hints
 
 
 def _check_keys(module: MotionModule, sd: Mapping[str, torch.Tensor]) -> None:
+    not_float = [f"{k} ({v.dtype})" for k, v in sd.items() if not v.is_floating_point()]
+    if not_float:
+        raise UnknownLayoutError(f"{len(not_float)} tensor(s) are not floating point, e.g. {not_float[:3]}: "
+                                 "the file is damaged or not a motion module")
     expected = module.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
@@ -88,9 +103,13 @@ def _add_missing_pe(sd: dict, config: MotionModuleConfig) -> dict:
 
 
 def _read_raw(source) -> RawCheckpoint:
+    """A file is read zero-copy; a caller's state dict is copied, so the module never shares (and never later
+    changes) the caller's tensors."""
     if isinstance(source, RawCheckpoint):
         return source
-    return from_state_dict(dict(source)) if isinstance(source, Mapping) else read_checkpoint(source)
+    if isinstance(source, Mapping):
+        return from_state_dict({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in source.items()})
+    return read_checkpoint(source)
 
 
 def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int | None = None,
@@ -111,11 +130,18 @@ def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int |
         hints["pe_length"] = 32  # the original train.py (HEAD) does not save pe: a training run, not AnimateLCM
         notes.append("whole-UNet training checkpoint without position encoding: assumed 32 frames "
                      "(pass pe_length=24 for a v1 run)")
-    config, more = infer_config(sd, heads=heads or hints.get("heads", 8),
-                                pe_length=pe_length or hints.get("pe_length"),
-                                version=version or hints.get("version"))
-    info = LoadInfo(format=layout, container=raw.container, dtype=_dtype_name(sd.values()), path=raw.path,
-                    notes=notes + more)
+    given = {"heads": heads, "pe_length": pe_length, "version": version}
+    hints.update({k: v for k, v in given.items() if v is not None})
+    config, more = infer_config(sd, heads=hints.get("heads", 8), pe_length=hints.get("pe_length"),
+                                version=hints.get("version"))
+    if layout == "diffusers" and config.version == "v3" and "version" not in hints:
+        more.append("diffusers MotionAdapter files do not tell v1 from v3 (both lack a mid block): assumed v3; "
+                    "pass version='v1' for mm_sd_v14 / mm_sd_v15")
+    dtype = _dtype_name(sd.values())
+    if dtype == "mixed":  # e.g. fp16 linears with fp32 norms: one dtype, or the first forward fails
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+        more.append("the file mixes floating dtypes: converted to float32")
+    info = LoadInfo(format=layout, container=raw.container, dtype=dtype, path=raw.path, notes=notes + more)
     return _add_missing_pe(sd, config), config, info
 
 
@@ -153,9 +179,12 @@ def save_motion_module(module: MotionModule, path: str | os.PathLike, *, layout:
     sd = {k: v.detach().contiguous() for k, v in from_original(module.state_dict(), layout).items()}
     metadata = {"format": "pt", "layout": layout, CONFIG_METADATA_KEY: config.to_json()}
     path = Path(path)
-    if layout == "diffusers" and path.suffix == "":
-        atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(adapter_config(config), indent=2)))
-        path = path / "diffusion_pytorch_model.safetensors"
+    if layout == "diffusers" and path.suffix == "":  # a MotionAdapter folder: weights first, then the config
+        folder, path = path, path / "diffusion_pytorch_model.safetensors"
+        atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=metadata))
+        atomic_write(folder / "config.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(adapter_config(config), indent=2)))
+        return path
     atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=metadata))
     return path
 

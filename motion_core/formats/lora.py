@@ -54,10 +54,13 @@ def parse_motion_lora(state_dict: Mapping[str, torch.Tensor], source: str = "sta
     halves: dict[str, dict[str, torch.Tensor]] = {}
     unknown = []
     for key, tensor in state_dict.items():
+        if key.endswith(".alpha"):
+            raise UnknownLayoutError(
+                f"{source} carries LoRA alpha scales ({key}); published MotionLoRAs merge as W += strength * up @ down "
+                "without them, and guessing their meaning would merge at the wrong strength: convert the file first")
         m = _LORA_KEY.match(key)
         if m is None:
-            if not key.endswith(".alpha"):
-                unknown.append(key)
+            unknown.append(key)
             continue
         proj = "to_out.0" if m["proj"] == "to_out" else m["proj"]
         target = f"{_attention_path_to_original(m['attn'])}.{proj}.weight"

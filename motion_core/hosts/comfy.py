@@ -72,7 +72,10 @@ class ComfyHost:
                 j += 1
             elif "Downsample" in names:
                 level, j = level + 1, 0
-        found["mid_block.motion_modules.0"] = (unet.middle_block, _after_main(unet.middle_block[:2]))
+        if "mid_block.motion_modules.0" in paths:
+            if unet.middle_block is None:
+                raise ConfigError("the motion module has a mid-block module (v2) but this UNet has no middle block")
+            found["mid_block.motion_modules.0"] = (unet.middle_block, _after_main(unet.middle_block[:2]))
         level, j = 0, 0
         for block in unet.output_blocks:
             found[f"up_blocks.{level}.motion_modules.{j}"] = (block, _after_main(block))
