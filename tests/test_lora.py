@@ -132,3 +132,18 @@ def test_alpha_scaled_loras_are_refused_not_guessed():
     lora[next(iter(lora)).replace(".down.weight", ".alpha")] = torch.tensor(4.0)
     with pytest.raises(UnknownLayoutError, match="alpha scales"):
         load_motion_lora(lora)
+
+
+def test_with_loras_leaves_the_input_module_untouched():
+    from motion_core.formats import with_loras
+    base = load_motion_module(random_module("v2").state_dict(), heads=2)
+    before = {k: t.clone() for k, t in base.state_dict().items()}
+    lora = make_lora(base)
+    merged = with_loras(base, [(lora, 0.5)])
+    assert_same_tensors(base.state_dict(), before)
+    want = expected_merge(base, [(lora, 0.5)])
+    for k, v in merged.state_dict().items():
+        assert torch.allclose(v, want[k], atol=1e-6), k
+    key = "down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight"  # no LoRA there: shared, not copied
+    assert merged.state_dict()[key].data_ptr() == base.state_dict()[key].data_ptr()
+    assert merged.info.loras == ["the state dict x 0.5"] and base.info.loras == []

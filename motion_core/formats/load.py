@@ -161,13 +161,29 @@ def load_motion_module(source, *, loras: Iterable = (),
     module.load_state_dict(sd, strict=True, assign=True)  # the file's tensors become the parameters: no copy
     if dtype is not None or str(device) != "cpu":
         module.to(device=device, dtype=dtype)
+    module.info = info
+    _merge_all(module, loras)
+    return module.requires_grad_(False).eval()
+
+
+def _merge_all(module: MotionModule, loras: Iterable) -> None:
     for entry in loras:
         lora, strength = entry if isinstance(entry, tuple) else (entry, 1.0)
         lora = load_motion_lora(lora)
         merge_motion_lora(module, lora, strength)
-        info.loras.append(f"{lora.source} x {strength}")
-    module.info = info
-    return module.requires_grad_(False).eval()
+        module.info.loras.append(f"{lora.source} x {strength}")
+
+
+def with_loras(module: MotionModule, loras: Iterable) -> MotionModule:
+    """A new module: `module` with MotionLoRAs merged. The input is untouched; weights no LoRA changes are shared."""
+    with torch.device("meta"):
+        twin = MotionModule(module.config)
+    twin.load_state_dict(module.state_dict(), strict=True, assign=True)
+    info = getattr(module, "info", None)
+    twin.info = LoadInfo(**{**vars(info), "notes": list(info.notes), "loras": list(info.loras)}) if info else \
+        LoadInfo(format="original", container="state_dict", dtype=_dtype_name(module.state_dict().values()))
+    _merge_all(twin, loras)
+    return twin.requires_grad_(False).eval()
 
 
 def save_motion_module(module: MotionModule, path: str | os.PathLike, *, layout: str = "original") -> Path:
