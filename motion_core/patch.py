@@ -23,6 +23,18 @@ from .module import MotionModule
 _OWNER: "weakref.WeakKeyDictionary[nn.Module, Patch]" = weakref.WeakKeyDictionary()  # host UNet -> its patch
 
 
+def check_compatible(unet: nn.Module, motion_module: MotionModule):
+    """The host adapter for `unet`, or a ConfigError naming both families when the module does not fit."""
+    host = host_adapter(unet)
+    config = motion_module.config
+    levels = host.levels(unet)
+    if levels != len(config.channels):
+        host_family = "sdxl" if levels == 3 else "sd15"
+        raise ConfigError(f"this is a {config.family} motion module ({len(config.channels)} UNet levels) but the "
+                          f"UNet has {levels} levels ({host_family}): use a motion module made for the model's family")
+    return host
+
+
 class Patch:
     """Everything one motion module attaches to one host UNet, and its undo."""
 
@@ -32,13 +44,7 @@ class Patch:
         if unet in _OWNER:
             raise ConfigError("this UNet already has a motion module injected: eject it first")
         self.unet, self.motion_module, self.scale, self.strength = unet, motion_module, scale, strength
-        self.host = host_adapter(unet)
-        config = motion_module.config
-        levels = self.host.levels(unet)
-        if levels != len(config.channels):
-            host_family = "sdxl" if levels == 3 else "sd15"
-            raise ConfigError(f"this is a {config.family} motion module ({len(config.channels)} UNet levels) but the "
-                              f"UNet has {levels} levels ({host_family}): use a motion module made for the model's family")
+        self.host = check_compatible(unet, motion_module)
         self._undo: list = []
         if strength > 0:  # strength 0: the plain image model, v1's cross-frame norms included
             self._attach()

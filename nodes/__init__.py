@@ -1,8 +1,25 @@
-"""ComfyUI nodes over motion_core (classic node API, `MC_` ids).
+"""ComfyUI nodes over motion_core (classic node API, `MC_` ids, category root `motion_core`).
 
-The nodes themselves (Load Motion Module, Inject into Model, Sample Frames, Save Animation, Train Motion Module)
-land with their issues; until then the pack registers none, so ComfyUI loads it as an empty pack.
-"""
+Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time."""
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+from . import bridge
+from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
+from .sample import SampleFrames
+from .save import SaveAnimation
+
+NODE_CLASS_MAPPINGS = {
+    "MC_LoadMotionModule": LoadMotionModule,
+    "MC_ApplyMotionLoRA": ApplyMotionLoRA,
+    "MC_InjectMotionModule": InjectMotionModule,
+    "MC_SampleFrames": SampleFrames,
+    "MC_SaveAnimation": SaveAnimation,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MC_LoadMotionModule": "Load Motion Module",
+    "MC_ApplyMotionLoRA": "Apply Motion LoRA",
+    "MC_InjectMotionModule": "Inject into Model",
+    "MC_SampleFrames": "Sample Frames",
+    "MC_SaveAnimation": "Save Animation",
+}
+
+bridge.register_model_folders()

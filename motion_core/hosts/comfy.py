@@ -41,6 +41,9 @@ class MotionLayer(nn.Module):
         if frames is None:
             raise ConfigError("a motion layer ran without a frame count: register forward_timestep_embed_handler "
                               "for MotionLayer in transformer_options['patches'] (the Inject node does this)")
+        weight = self.module.temporal_transformer.proj_in.weight
+        if x.dtype != weight.dtype or x.device != weight.device:  # e.g. an fp16 UNet with an fp32 module
+            return apply_temporal(self.module, x.to(weight), frames, self.scale, self.strength).to(x)
         return apply_temporal(self.module, x, frames, self.scale, self.strength)
 
 

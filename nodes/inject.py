@@ -1,0 +1,60 @@
+"""How Inject into Model patches a ComfyUI ModelPatcher clone (only sanctioned extension points):
+  - set_injections: our layers go into the UNet when ComfyUI injects the model, and out again on eject;
+  - set_additional_models: the motion module is loaded to the model's device by ComfyUI's memory management;
+  - set_model_forward_timestep_embed_patch: ComfyUI calls our layers with transformer_options (frame count);
+  - a diffusion_model wrapper: holds the frame count for v1's cross-frame GroupNorms and publishes ad_params;
+  - add_object_patch("model_sampling"): the beta schedule the module was trained with."""
+
+from __future__ import annotations
+
+from . import bridge
+
+KEY = "motion_core"
+
+
+def frames_of(x, transformer_options) -> int:
+    return x.shape[0] // max(1, len(transformer_options.get("cond_or_uncond") or [0]))
+
+
+def injected_clone(model, motion_module, scale: float, strength: float, schedule):
+    from ..motion_core import ConfigError
+    from ..motion_core.frames import frames_context
+    from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler
+    from ..motion_core.patch import Patch, check_compatible
+
+    unet = model.model.diffusion_model
+    check_compatible(unet, motion_module)  # wrong family: refused now, naming both, not at sampling time
+    config = motion_module.config
+    m = model.clone()
+    state = {}
+
+    def inject(patcher):
+        state["patch"] = Patch(patcher.model.diffusion_model, motion_module, scale=scale, strength=strength)
+
+    def eject(patcher):
+        patch = state.pop("patch", None)
+        if patch is not None:
+            patch.remove()
+
+    def diffusion_model(executor, x, *args, **kwargs):
+        options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
+        frames = frames_of(x, options)
+        options.setdefault("ad_params", {"full_length": frames, "context_length": frames, "sub_idxs": None,
+                                         "video_length": frames})
+        if frames > config.pe_length and strength > 0:
+            raise ConfigError(f"this motion module holds {config.pe_length} frames; the batch has {frames}: use "
+                              f"Sample Frames with a context length of at most {config.pe_length}")
+        with frames_context(frames):
+            return executor(x, *args, **kwargs)
+
+    m.set_injections(KEY, [bridge.patcher_injection(inject, eject)])
+    m.set_additional_models(KEY, [bridge.module_patcher(motion_module, m)])
+    m.set_model_forward_timestep_embed_patch((MotionLayer, forward_timestep_embed_handler))
+    bridge.add_wrapper(m, "diffusion_model", KEY, diffusion_model)
+    if schedule != "keep":
+        if schedule is None:
+            schedule = ("linear", 0.020) if config.family == "sdxl" else ("sqrt_linear", 0.012)
+        m.add_object_patch("model_sampling", bridge.model_sampling_with_betas(m, *schedule))
+    m.model_options.setdefault("transformer_options", {})[KEY] = {"pe_length": config.pe_length,
+                                                                 "family": config.family}
+    return m

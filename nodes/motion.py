@@ -1,0 +1,95 @@
+"""Load Motion Module, Apply Motion LoRA, Inject into Model."""
+
+from __future__ import annotations
+
+from . import bridge
+from .types import CATEGORY, MOTION_MODULE
+
+SCHEDULES = {  # beta schedule the module was trained with, in ComfyUI's names (bridge.model_sampling_with_betas)
+    "auto": None,
+    "sqrt_linear (AnimateDiff SD1.5)": ("sqrt_linear", 0.012),
+    "linear (AnimateDiff SDXL beta)": ("linear", 0.020),
+    "keep the model's": "keep",
+}
+
+
+class LoadMotionModule:
+    DESCRIPTION = ("Load an AnimateDiff motion module from models/animatediff_models: original v1/v2/v3, SDXL beta, "
+                   "AnimateLCM, Lightning, HotShot-XL or diffusers files, told apart automatically. Pickle files "
+                   "load without running code.")
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (MOTION_MODULE,)
+    RETURN_NAMES = ("motion_module",)
+    OUTPUT_TOOLTIPS = ("The motion module, ready for Inject into Model.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model_name": (bridge.model_files(bridge.MODULE_FOLDER) if _in_comfy() else [], {
+            "tooltip": "A motion module file in models/animatediff_models (e.g. v3_sd15_mm.ckpt, mm_sd_v15_v2.ckpt)."})}}
+
+    def load(self, model_name):
+        from ..motion_core import load_motion_module
+        module = load_motion_module(bridge.model_path(bridge.MODULE_FOLDER, model_name))
+        for note in module.info.notes:
+            print(f"[motion_core] {model_name}: {note}")
+        return (module,)
+
+
+class ApplyMotionLoRA:
+    DESCRIPTION = ("Merge a MotionLoRA (camera moves such as zoom or pan) from models/animatediff_motion_lora into a "
+                   "motion module. Chain several; the input module is left as it was.")
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (MOTION_MODULE,)
+    RETURN_NAMES = ("motion_module",)
+    OUTPUT_TOOLTIPS = ("The motion module with the LoRA merged.",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "motion_module": (MOTION_MODULE, {"tooltip": "The motion module to add the LoRA to."}),
+            "lora_name": (bridge.model_files(bridge.LORA_FOLDER) if _in_comfy() else [], {
+                "tooltip": "A MotionLoRA file in models/animatediff_motion_lora (e.g. v2_lora_ZoomIn.ckpt)."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
+                                   "tooltip": "How much of the LoRA to merge: W += strength * up @ down."}),
+        }}
+
+    def apply(self, motion_module, lora_name, strength):
+        from ..motion_core.formats import with_loras
+        return (with_loras(motion_module, [(bridge.model_path(bridge.LORA_FOLDER, lora_name), strength)]),)
+
+
+class InjectMotionModule:
+    DESCRIPTION = ("Put a motion module into a model (a clone: the input model is not changed). Sample the result "
+                   "with Sample Frames, or with KSampler on a batch of frames no longer than the module's window.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The model with the motion module: its batch is a clip of frames.",)
+    FUNCTION = "inject"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "An SD1.5 or SDXL model matching the motion module's family."}),
+            "motion_module": (MOTION_MODULE, {"tooltip": "From Load Motion Module."}),
+            "scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01, "tooltip":
+                                "Motion amount: multiplies the temporal attention's keys (1 = as trained)."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                                   "Blend: 0 = the plain image model, 1 = the full motion module."}),
+            "beta_schedule": (list(SCHEDULES), {"default": "auto", "tooltip":
+                              "Noise schedule: auto picks the one the module was trained with (sqrt_linear for "
+                              "SD1.5 modules, linear for SDXL beta)."}),
+        }}
+
+    def inject(self, model, motion_module, scale, strength, beta_schedule):
+        from .inject import injected_clone
+        return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule]),)
+
+
+def _in_comfy() -> bool:
+    try:
+        import folder_paths  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,50 @@
+"""Without ComfyUI: every node class imports, its schema is well formed, and it explains itself."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TYPES = {"MODEL", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOAT", "STRING", "BOOLEAN", "MC_MOTION_MODULE"}
+
+
+@pytest.fixture(scope="module")
+def pack():
+    spec = importlib.util.spec_from_file_location("motion_core_pack_schema", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_node_ids_are_prefixed_and_named(pack):
+    assert pack.NODE_CLASS_MAPPINGS and set(pack.NODE_CLASS_MAPPINGS) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert all(node_id.startswith("MC_") for node_id in pack.NODE_CLASS_MAPPINGS)
+
+
+def test_every_node_schema_is_well_formed(pack):
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        assert cls.CATEGORY.startswith("motion_core"), node_id
+        assert len(cls.DESCRIPTION) > 40, node_id
+        assert callable(getattr(cls, cls.FUNCTION)), node_id
+        assert isinstance(cls.RETURN_TYPES, tuple) and set(cls.RETURN_TYPES) <= TYPES, node_id
+        if cls.RETURN_TYPES:
+            assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), node_id
+        spec = cls.INPUT_TYPES()
+        assert set(spec) <= {"required", "optional", "hidden"} and spec["required"], node_id
+        for section in ("required", "optional"):
+            for name, entry in spec.get(section, {}).items():
+                kind, options = entry
+                assert isinstance(kind, list | tuple) or kind in TYPES, (node_id, name, kind)
+                assert len(options.get("tooltip", "")) > 10, (node_id, name)  # a tooltip on every input
+                if kind in ("INT", "FLOAT"):
+                    assert options["min"] <= options["default"] <= options["max"], (node_id, name)
+
+
+def test_every_node_has_a_help_page(pack):
+    for node_id in pack.NODE_CLASS_MAPPINGS:
+        page = ROOT / "js" / "docs" / f"{node_id}.md"
+        assert page.exists() and len(page.read_text()) > 200, node_id
