@@ -4,6 +4,7 @@ Node definitions import nothing from ComfyUI; `bridge.py` is the one module that
 
 from . import bridge
 from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
+from .prompts import PromptTravel
 from .sample import SampleFrames
 from .save import SaveAnimation
 
@@ -11,6 +12,7 @@ NODE_CLASS_MAPPINGS = {
     "MC_LoadMotionModule": LoadMotionModule,
     "MC_ApplyMotionLoRA": ApplyMotionLoRA,
     "MC_InjectMotionModule": InjectMotionModule,
+    "MC_PromptTravel": PromptTravel,
     "MC_SampleFrames": SampleFrames,
     "MC_SaveAnimation": SaveAnimation,
 }
@@ -18,6 +20,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_LoadMotionModule": "Load Motion Module",
     "MC_ApplyMotionLoRA": "Apply Motion LoRA",
     "MC_InjectMotionModule": "Inject into Model",
+    "MC_PromptTravel": "Prompt Travel",
     "MC_SampleFrames": "Sample Frames",
     "MC_SaveAnimation": "Save Animation",
 }

@@ -1,13 +1,14 @@
 """Without ComfyUI: every node class imports, its schema is well formed, and it explains itself."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TYPES = {"MODEL", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOAT", "STRING", "BOOLEAN", "MC_MOTION_MODULE"}
+TYPES = {"MODEL", "CLIP", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOAT", "STRING", "BOOLEAN", "MC_MOTION_MODULE"}
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +49,21 @@ def test_every_node_has_a_help_page(pack):
     for node_id in pack.NODE_CLASS_MAPPINGS:
         page = ROOT / "js" / "docs" / f"{node_id}.md"
         assert page.exists() and len(page.read_text()) > 200, node_id
+
+
+CORE_NODES = {"CheckpointLoaderSimple", "CLIPTextEncode", "VAEDecode", "VAEEncode", "KSampler", "EmptyLatentImage",
+              "LoadImage", "SaveImage"}  # ComfyUI core nodes (present in every release since 2023)
+
+
+def test_every_workflow_uses_existing_nodes_and_its_ui_file_matches(pack):
+    api_files = sorted((ROOT / "workflows").glob("*.api.json"))
+    assert len(api_files) >= 5
+    known = set(pack.NODE_CLASS_MAPPINGS) | CORE_NODES
+    for path in api_files:
+        api = json.loads(path.read_text())
+        ui = json.loads(path.with_name(path.name.replace(".api.json", ".json")).read_text())
+        assert {node["class_type"] for node in api.values()} <= known, path.name
+        assert {str(n["id"]): n["type"] for n in ui["nodes"]} == {k: v["class_type"] for k, v in api.items()}
+        api_links = sorted((int(v[0]), v[1], int(k)) for k, n in api.items() for v in n["inputs"].values()
+                           if isinstance(v, list))
+        assert sorted((l[1], l[2], l[3]) for l in ui["links"]) == api_links, path.name

@@ -1,0 +1,120 @@
+"""Build a ComfyUI base directory for the workflow tests. Run inside ComfyUI's Python:
+
+    python tests/comfy_workspace.py COMFYUI_PATH BASE_DIR
+
+BASE_DIR gets models with the conventional names the shipped workflows use, all random-weight and full-size (fp16):
+  models/checkpoints/v1-5-pruned-emaonly.safetensors   an SD1.5 checkpoint ComfyUI detects as SD1.5
+  models/animatediff_models/mm_sd_v15_v2.ckpt, v3_sd15_mm.ckpt   motion modules, original layout (pickle .ckpt)
+  models/animatediff_motion_lora/v2_lora_ZoomIn.ckpt    a rank-64 MotionLoRA for v2
+  input/motion_core_input.webp                          a 16-frame 64x64 clip for video-to-video
+  custom_nodes/motion_core                              a link to this repository
+Nothing is downloaded; a finished BASE_DIR is reused (delete it to rebuild)."""
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY, BASE = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path[:0] = [str(COMFY), str(ROOT)]
+sys.argv = [sys.argv[0], "--cpu"]
+
+import comfy.options  # noqa: E402
+
+comfy.options.enable_args_parsing()
+
+import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+SD15_UNET = {"image_size": 32, "out_channels": 4, "use_spatial_transformer": True, "legacy": False,
+             "in_channels": 4, "model_channels": 320, "num_res_blocks": [2, 2, 2, 2],
+             "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1,
+             "use_linear_in_transformer": False, "context_dim": 768, "num_heads": 8,
+             "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "adm_in_channels": None,
+             "dtype": torch.float32}
+VAE = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+       "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+
+
+def randomize(module: torch.nn.Module) -> dict:
+    """PyTorch's default init for every weight (ComfyUI's layers skip init), fp16 state dict."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim >= 2:
+                bound = 1 / math.sqrt(p[0].numel())
+                p.copy_(torch.rand(p.shape, generator=g) * 2 * bound - bound)
+            elif name.endswith("weight"):
+                p.fill_(1.0)
+            else:
+                p.zero_()
+    return {k: v.half().contiguous() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+
+def checkpoint(path: Path) -> None:
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    sd = {f"model.diffusion_model.{k}": v for k, v in randomize(UNetModel(**SD15_UNET)).items()}
+    sd.update({f"first_stage_model.{k}": v for k, v in randomize(AutoencoderKL(ddconfig=VAE, embed_dim=4)).items()})
+    clip = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
+                                        hidden_act="quick_gelu"))
+    sd.update({f"cond_stage_model.transformer.{k}": v for k, v in randomize(clip).items()})
+    save_file(sd, path)
+
+
+def motion_modules(folder: Path, lora_folder: Path) -> None:
+    from motion_core import MotionModule, MotionModuleConfig
+    for name, version in (("mm_sd_v15_v2.ckpt", "v2"), ("v3_sd15_mm.ckpt", "v3")):
+        mm = MotionModule(MotionModuleConfig(family="sd15", version=version, channels=(320, 640, 1280, 1280),
+                                             mid_block=version == "v2"))
+        with torch.no_grad():
+            for key, p in mm.named_parameters():
+                if ".proj_out." in key:
+                    p.normal_(std=0.02)
+        torch.save({k: v.half() for k, v in mm.state_dict().items()}, folder / name)
+        if version == "v2":
+            g = torch.Generator().manual_seed(1)
+            lora = {}
+            for key, w in mm.state_dict().items():
+                if key.endswith(("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")):
+                    stem = key.rsplit(".", 2 if key.endswith("to_out.0.weight") else 1)[0]
+                    proj = stem.rsplit(".", 1)[1]
+                    attn = stem.rsplit(".", 1)[0]
+                    lora[f"{attn}.processor.{proj}_lora.down.weight"] = torch.randn(64, w.shape[1], generator=g) * 0.01
+                    lora[f"{attn}.processor.{proj}_lora.up.weight"] = torch.randn(w.shape[0], 64, generator=g) * 0.01
+            torch.save({k: v.half() for k, v in lora.items()}, lora_folder / "v2_lora_ZoomIn.ckpt")
+
+
+def input_clip(path: Path) -> None:
+    from motion_core.media import write_animation
+    frames = torch.zeros(16, 64, 64, 3)
+    for i in range(16):
+        frames[i, 20:44, 2 + 2 * i: 26 + 2 * i] = torch.tensor([0.9, 0.2, 0.1])
+    write_animation(frames, path, fps=8)
+
+
+def main() -> None:
+    done = BASE / ".complete"
+    if done.exists():
+        print(f"reusing {BASE}")
+        return
+    for sub in ("models/checkpoints", "models/animatediff_models", "models/animatediff_motion_lora", "input",
+                "output", "custom_nodes", "user"):
+        (BASE / sub).mkdir(parents=True, exist_ok=True)
+    link = BASE / "custom_nodes" / "motion_core"
+    if not link.exists():
+        os.symlink(ROOT, link)
+    checkpoint(BASE / "models/checkpoints/v1-5-pruned-emaonly.safetensors")
+    motion_modules(BASE / "models/animatediff_models", BASE / "models/animatediff_motion_lora")
+    input_clip(BASE / "input/motion_core_input.webp")
+    done.write_text(json.dumps({"built_by": "tests/comfy_workspace.py"}))
+    print(f"built {BASE}")
+
+
+if __name__ == "__main__":
+    main()
