@@ -34,6 +34,12 @@ def model_path(folder: str, name: str) -> str:
     return folder_paths.get_full_path_or_raise(folder, name)
 
 
+def unet_dtype():
+    """The dtype ComfyUI runs UNets in on this machine (fp16 on most GPUs, fp32 on a CPU)."""
+    import comfy.model_management
+    return comfy.model_management.unet_dtype()
+
+
 def samplers_and_schedulers() -> tuple[list[str], list[str]]:
     try:
         import comfy.samplers

@@ -18,6 +18,7 @@ def frames_of(x, transformer_options) -> int:
 
 def injected_clone(model, motion_module, scale: float, strength: float, schedule):
     from ..motion_core import ConfigError
+    from ..motion_core.formats import with_loras
     from ..motion_core.frames import frames_context
     from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler
     from ..motion_core.patch import Patch, check_compatible
@@ -25,6 +26,9 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     unet = model.model.diffusion_model
     check_compatible(unet, motion_module)  # wrong family: refused now, naming both, not at sampling time
     config = motion_module.config
+    dtype = model.model.manual_cast_dtype or model.model.get_dtype()  # the UNet's compute dtype
+    if next(motion_module.parameters()).dtype != dtype:  # e.g. an fp16 file on a CPU (fp32) model: cast a sibling,
+        motion_module = with_loras(motion_module, ()).to(dtype)  # the loaded module stays as it was
     m = model.clone()
     state = {}
 

@@ -30,7 +30,8 @@ class LoadMotionModule:
 
     def load(self, model_name):
         from ..motion_core import load_motion_module
-        module = load_motion_module(bridge.model_path(bridge.MODULE_FOLDER, model_name))
+        # straight to the dtype models run in here: one copy in memory, no cast at every Inject
+        module = load_motion_module(bridge.model_path(bridge.MODULE_FOLDER, model_name), dtype=bridge.unet_dtype())
         for note in module.info.notes:
             print(f"[motion_core] {model_name}: {note}")
         return (module,)
