@@ -104,6 +104,14 @@ def main():
     (plain,) = comfy_nodes.common_ksampler(base, 7, 2, 6.0, "euler", "normal", positive, negative, latent)
     results["motion_changes_output"] = bool((plain["samples"] - ksampler["samples"]).abs().max().item() > 1e-3)
 
+    from comfy_extras import nodes_custom_sampler as custom
+    (noise,) = custom.RandomNoise().get_noise(7)
+    (guider,) = custom.CFGGuider().get_guider(model, positive, negative, 6.0)
+    (sampler,) = custom.KSamplerSelect().get_sampler("euler")
+    (sigmas,) = custom.BasicScheduler().get_sigmas(model, "normal", 2, 1.0)
+    advanced = custom.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
+    results["sampler_custom_advanced_vs_ksampler_max_abs"] = (advanced["samples"] - ksampler["samples"]).abs().max().item()
+
     hooked = model.clone()
     hooked.set_model_sampler_pre_cfg_function(pre_cfg)
     hooked.set_model_sampler_calc_cond_batch_function(calc_cond_batch)

@@ -31,6 +31,10 @@ def test_ksampler_and_sample_frames_agree_and_motion_matters(findings):
     assert findings["motion_changes_output"]
 
 
+def test_sampler_custom_advanced_works_with_the_injected_model(findings):
+    assert findings["sampler_custom_advanced_vs_ksampler_max_abs"] == 0.0
+
+
 def test_core_sampler_hooks_still_run(findings):
     assert findings["core_hooks_ran"]["pre_cfg"] > 0 and findings["core_hooks_ran"]["calc_cond_batch"] > 0
     assert findings["core_hooks_same_result"]

@@ -68,3 +68,39 @@ def test_bad_arguments_are_refused(tmp_path, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ConfigError, match=match):
         write_animation(args.pop("frames"), tmp_path / args.pop("path"), **args)
+
+
+def frontend_webp_metadata(data: bytes) -> dict:
+    """ComfyUI's front end, getWebpMetadata + parseExifData, ported line for line (its chunk walk included)."""
+    import struct
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    offset, chunks = 12, {}
+    while offset < len(data):
+        length = struct.unpack("<I", data[offset + 4: offset + 8])[0]
+        if data[offset: offset + 4] == b"EXIF":
+            if data[offset + 8: offset + 14] == b"Exif\0\0":
+                offset += 6
+            exif = data[offset + 8: offset + 8 + length]
+            little = exif[:2] == b"II"
+            u16 = (lambda b: struct.unpack("<H" if little else ">H", b)[0])
+            u32 = (lambda b: struct.unpack("<I" if little else ">I", b)[0])
+            ifd = u32(exif[4:8])
+            for i in range(u16(exif[ifd: ifd + 2])):
+                entry = exif[ifd + 2 + 12 * i: ifd + 14 + 12 * i]
+                kind, count, value = u16(entry[2:4]), u32(entry[4:8]), u32(entry[8:12])
+                if kind == 2:  # ASCII
+                    text = exif[value: value + count - 1].decode()
+                    key, _, rest = text.partition(":")
+                    chunks[key] = rest
+            break
+        offset += 8 + length
+    return chunks
+
+
+def test_webp_workflow_is_found_the_way_comfyui_front_end_reads_it(tmp_path):
+    workflow = {"nodes": [{"id": 1, "type": "MC_SampleFrames"}], "links": []}
+    path = write_animation(frames(16, 64, 64), tmp_path / "anim.webp",
+                           metadata={"prompt": {"1": {"class_type": "MC_SampleFrames"}}, "workflow": workflow})
+    found = frontend_webp_metadata(path.read_bytes())
+    assert json.loads(found["workflow"]) == workflow
+    assert json.loads(found["prompt"]) == {"1": {"class_type": "MC_SampleFrames"}}
