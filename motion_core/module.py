@@ -81,7 +81,7 @@ class GEGLU(nn.Module):
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
-        return value * F.gelu(gate)
+        return F.gelu(gate).mul_(value)  # in place: one (n, 4C) temporary less
 
 
 class FeedForward(nn.Module):
