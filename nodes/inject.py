@@ -12,15 +12,11 @@ from . import bridge
 KEY = "motion_core"
 
 
-def frames_of(x, transformer_options) -> int:
-    return x.shape[0] // max(1, len(transformer_options.get("cond_or_uncond") or [0]))
-
-
 def injected_clone(model, motion_module, scale: float, strength: float, schedule):
     from ..motion_core import ConfigError
     from ..motion_core.formats import with_loras
     from ..motion_core.frames import frames_context
-    from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler
+    from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler, frames_per_clip
     from ..motion_core.patch import Patch, check_compatible
 
     unet = model.model.diffusion_model
@@ -42,7 +38,7 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
 
     def diffusion_model(executor, x, *args, **kwargs):
         options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
-        frames = frames_of(x, options)
+        frames = frames_per_clip(x, options) or x.shape[0]
         options.setdefault("ad_params", {"full_length": frames, "context_length": frames, "sub_idxs": None,
                                          "video_length": frames})
         if frames > config.pe_length and strength > 0:

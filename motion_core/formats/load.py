@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -180,7 +181,7 @@ def with_loras(module: MotionModule, loras: Iterable) -> MotionModule:
         twin = MotionModule(module.config)
     twin.load_state_dict(module.state_dict(), strict=True, assign=True)
     info = getattr(module, "info", None)
-    twin.info = LoadInfo(**{**vars(info), "notes": list(info.notes), "loras": list(info.loras)}) if info else \
+    twin.info = dataclasses.replace(info, notes=list(info.notes), loras=list(info.loras)) if info else \
         LoadInfo(format="original", container="state_dict", dtype=_dtype_name(module.state_dict().values()))
     _merge_all(twin, loras)
     return twin.requires_grad_(False).eval()

@@ -26,6 +26,13 @@ def _after_main(block) -> int:
     return 1 + max(i for i, n in enumerate(_names(block)) if n in _MAIN_LAYERS)
 
 
+def frames_per_clip(x, transformer_options: dict | None) -> int | None:
+    """ComfyUI batches cond and uncond clips together: frames = batch // len(cond_or_uncond); None if unknown."""
+    if transformer_options and transformer_options.get("cond_or_uncond"):
+        return x.shape[0] // len(transformer_options["cond_or_uncond"])
+    return None
+
+
 class MotionLayer(nn.Module):
     """One motion module placed inside a ComfyUI TimestepEmbedSequential."""
 
@@ -34,10 +41,7 @@ class MotionLayer(nn.Module):
         self.module, self.scale, self.strength = module, scale, strength
 
     def forward(self, x, transformer_options: dict | None = None):
-        if transformer_options and transformer_options.get("cond_or_uncond"):
-            frames = x.shape[0] // len(transformer_options["cond_or_uncond"])
-        else:
-            frames = current_frames()
+        frames = frames_per_clip(x, transformer_options) or current_frames()
         if frames is None:
             raise ConfigError("a motion layer ran without a frame count: register forward_timestep_embed_handler "
                               "for MotionLayer in transformer_options['patches'] (the Inject node does this)")
