@@ -177,3 +177,48 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             return {k: json.loads(v) for k, _, v in (str(t).partition(":") for t in exif.values() if ":" in str(t))}
     sidecar = path.with_suffix(".json")
     return json.loads(sidecar.read_text()) if sidecar.exists() else {}
+
+
+def read_frames(path: str | os.PathLike) -> np.ndarray:
+    """(f, h, w, 3) uint8 frames of a GIF / WebP / MP4 (or any video PyAV reads) or a folder of images."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no such video: {path}")
+    if path.is_dir():
+        from PIL import Image
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        if not files:
+            raise ConfigError(f"{path} holds no .png / .jpg / .webp frames")
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    if path.suffix.lower() in (".gif", ".webp"):
+        from PIL import Image, ImageSequence
+        with Image.open(path) as image:
+            return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)])
+    try:
+        import av
+    except ImportError:
+        raise ConfigError(f"reading {path.suffix} video needs PyAV: pip install av") from None
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, IndexError) as e:
+        raise ConfigError(f"cannot read video {path}: {e}") from None
+    if not frames:
+        raise ConfigError(f"{path} holds no video frames")
+    return np.stack(frames)
+
+
+def fit_frames(frames, width: int, height: int):
+    """(f, h, w, 3) uint8 / float frames -> (f, 3, height, width) float32 in [0, 1]: scaled to cover, centre-cropped."""
+    import torch
+    import torch.nn.functional as F
+    x = torch.as_tensor(np.asarray(frames) if not hasattr(frames, "detach") else frames)
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    x = x.permute(0, 3, 1, 2)  # f h w c -> f c h w
+    h, w = x.shape[-2:]
+    s = max(height / h, width / w)
+    size = (max(height, round(h * s)), max(width, round(w * s)))
+    if size != (h, w):
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    top, left = (size[0] - height) // 2, (size[1] - width) // 2
+    return x[..., top:top + height, left:left + width].clamp(0, 1).contiguous()

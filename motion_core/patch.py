@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 
 import torch
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import nn
 
 from .config import module_paths
@@ -77,6 +77,18 @@ class Patch:
         self.active = False
 
 
+def _per_frame(x: torch.Tensor, b: int, f: int, per_frame_ndim: int, name: str) -> torch.Tensor:
+    """A per-clip value (b, ...) repeated for each frame, or per-frame values (b, f, ...), as ((b f), ...)."""
+    if x.ndim == per_frame_ndim:
+        if tuple(x.shape[:2]) != (b, f):
+            raise ConfigError(f"{name} has shape {tuple(x.shape)}: per-frame values must be (clips={b}, frames={f}, "
+                              "...)")
+        return rearrange(x, "b f ... -> (b f) ...")
+    if x.shape[0] != b:
+        raise ConfigError(f"{name} has batch {x.shape[0]} but the sample has {b} clips")
+    return x.repeat_interleave(f, dim=0)
+
+
 class MotionUNet(nn.Module):
     """A host UNet with motion modules: `forward(sample (b, c, f, h, w), timestep, encoder_hidden_states (b, n, d),
     added_cond_kwargs=None) -> (b, c, f, h, w)`, the original UNet3DConditionModel's calling convention.
@@ -91,6 +103,7 @@ class MotionUNet(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
                 added_cond_kwargs: dict | None = None, **kwargs) -> torch.Tensor:
+        """encoder_hidden_states: (b, n, d), the same text for every frame, or (b, f, n, d), per frame."""
         if not self.patch.active:
             raise ConfigError("this MotionUNet was ejected: inject the motion module again to animate")
         if sample.ndim != 5:
@@ -102,9 +115,9 @@ class MotionUNet(nn.Module):
         t = torch.as_tensor(timestep, device=sample.device)
         if t.ndim == 1 and t.shape[0] == b:
             t = t.repeat_interleave(f)  # one timestep per clip, shared by its frames
-        context = repeat(encoder_hidden_states, "b n d -> (b f) n d", f=f)
-        if added_cond_kwargs is not None:  # SDXL: text_embeds (b, 1280), time_ids (b, 6)
-            kwargs["added_cond_kwargs"] = {k: v.repeat_interleave(f, dim=0) for k, v in added_cond_kwargs.items()}
+        context = _per_frame(encoder_hidden_states, b, f, 4, "encoder_hidden_states")
+        if added_cond_kwargs is not None:  # SDXL: text_embeds (b, 1280), time_ids (b, 6); or per frame (b, f, ...)
+            kwargs["added_cond_kwargs"] = {k: _per_frame(v, b, f, 3, k) for k, v in added_cond_kwargs.items()}
         with frames_context(f):
             out = self.unet(x, t, context, return_dict=False, **kwargs)[0]
         return rearrange(out, "(b f) c h w -> b c f h w", f=f)

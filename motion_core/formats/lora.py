@@ -105,3 +105,42 @@ def merge_motion_lora(module: torch.nn.Module, lora: MotionLoRA, alpha: float = 
         delta = up.to(weight.device, torch.float32) @ down.to(weight.device, torch.float32)
         # new storage, not an in-place add: the old tensor may be shared with a caller's state dict or a mapped file
         weight.data = (weight.to(torch.float32) + alpha * delta).to(weight.dtype)
+
+
+def load_image_lora(source: str | os.PathLike | Mapping) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """An image-layer LoRA such as AnimateDiff v3's domain adapter (`v3_sd15_adapter.ckpt`): `{UNet weight key
+    (diffusers naming): (down, up)}`. Its keys name the image UNet's attention projections, e.g.
+    `down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight`."""
+    raw = from_state_dict(dict(source)) if isinstance(source, Mapping) else read_checkpoint(source)
+    where = raw.path or "the state dict"
+    halves: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in raw.state_dict.items():
+        m = _LORA_KEY.match(key)
+        if m is None or ".motion_modules." in key:
+            raise UnknownLayoutError(f"{where}: {key} is not an image-layer LoRA weight (a domain adapter holds "
+                                     "...attn1/attn2.processor.to_q_lora.down.weight style keys)")
+        proj = "to_out.0" if m["proj"] == "to_out" else m["proj"]
+        halves.setdefault(f"{m['attn']}.{proj}.weight", {})[m["od"] or {"A": "down", "B": "up"}[m["ab"]]] = tensor
+    broken = [k for k, h in halves.items() if set(h) != {"down", "up"}]
+    if broken or not halves:
+        raise LoRAMismatchError(f"{where}: incomplete LoRA ({len(broken)} weight(s) lack a half, e.g. {broken[:2]})")
+    return {k: (h["down"], h["up"]) for k, h in halves.items()}
+
+
+@torch.no_grad()
+def merge_image_lora(unet: torch.nn.Module, pairs: dict, scale: float) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+    """`W += scale * up @ down` into `unet`'s weights (new storage); returns [(parameter, old data)] to restore."""
+    params = dict(unet.named_parameters())
+    missing = [k for k in pairs if k not in params]
+    if missing:
+        raise LoRAMismatchError(f"the LoRA targets {len(missing)} weight(s) this UNet lacks, e.g. {missing[:3]}: "
+                                "it was made for another model family")
+    saved = []
+    for key, (down, up) in pairs.items():
+        weight = params[key]
+        if (up.shape[0], down.shape[1]) != tuple(weight.shape):
+            raise LoRAMismatchError(f"{key} is {tuple(weight.shape)} but the LoRA update is {(up.shape[0], down.shape[1])}")
+        delta = up.to(weight.device, torch.float32) @ down.to(weight.device, torch.float32)
+        saved.append((weight, weight.data))
+        weight.data = (weight.to(torch.float32) + scale * delta).to(weight.dtype)
+    return saved
