@@ -73,7 +73,7 @@ def cmd_create(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m motion_core", description=(
-        "AnimateDiff motion modules: inspect, convert and create checkpoint files.\n"
+        "AnimateDiff motion modules: inspect, convert and create checkpoint files; generate animations.\n"
         "Reads original AnimateDiff .ckpt/.pt/.pth/.safetensors (v1, v2, v3, SDXL beta, AnimateLCM, Lightning, "
         "whole-UNet training checkpoints), HotShot-XL, and diffusers MotionAdapter files or folders. Pickle-based "
         "files are read without running any code they contain."),
@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--layout", choices=("original", "diffusers"), default="original", help="key layout to write")
     s.set_defaults(run=cmd_create)
+
+    from . import cli_generate
+    cli_generate.add_parser(sub)
+    cli_generate.add_create_base_parser(sub)
     return p
 
 
