@@ -14,12 +14,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+# Until trained demo weights ship, the demo builds a tiny random image model and motion module (seconds) and runs
+# the whole path on them: create, inspect, convert, then generate a 16-frame clip with prompt travel to GIF and MP4.
 demo: $(VENV)/.installed
 	@mkdir -p $(DEMO)
-	$(BIN)/python -m motion_core create $(DEMO)/tiny_v2.safetensors --version v2 --channels 32,64,64,64 --heads 2 --init random
-	$(BIN)/python -m motion_core inspect $(DEMO)/tiny_v2.safetensors
-	$(BIN)/python -m motion_core convert $(DEMO)/tiny_v2.safetensors $(DEMO)/tiny_v2_diffusers --layout diffusers
-	$(BIN)/python -m motion_core inspect $(DEMO)/tiny_v2_diffusers --json
+	$(BIN)/python -m motion_core create-base $(DEMO)/tiny_base --seed 0
+	$(BIN)/python -m motion_core create $(DEMO)/tiny_v3.safetensors --version v3 --channels 32,64,64,64 --heads 2 --init random
+	$(BIN)/python -m motion_core inspect $(DEMO)/tiny_v3.safetensors
+	$(BIN)/python -m motion_core convert $(DEMO)/tiny_v3.safetensors $(DEMO)/tiny_v3_diffusers --layout diffusers
+	$(BIN)/python -m motion_core inspect $(DEMO)/tiny_v3_diffusers --json
+	$(BIN)/python -m motion_core generate --model $(DEMO)/tiny_base --motion-module $(DEMO)/tiny_v3_diffusers \
+		--prompt "0: a cat sitting" --prompt "12: a cat running" --frames 16 --steps 8 --size 64x64 --seed 42 \
+		--out $(DEMO)/demo.gif --out $(DEMO)/demo.mp4
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
@@ -27,6 +33,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/inject.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) build
