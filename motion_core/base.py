@@ -160,7 +160,14 @@ def _load_single_file(path: Path, dtype: torch.dtype, config: str | Path | None)
     if family == "sd15":
         kwargs["safety_checker"] = None
     try:
+        from diffusers.loaders.single_file_utils import SingleFileComponentError
+    except ImportError:  # older diffusers
+        SingleFileComponentError = ValueError
+    try:
         pipe = cls.from_single_file(str(path), **kwargs)
+    except SingleFileComponentError as e:
+        raise ConfigError(f"{path}: {str(e).splitlines()[0]} (a checkpoint without its text encoder or VAE cannot "
+                          "be animated alone: use a complete checkpoint or a diffusers folder)") from None
     except (OSError, ValueError) as e:
         if config is not None:
             raise ConfigError(f"diffusers could not build a {family} pipeline from {path} with the configs in "
