@@ -132,7 +132,7 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
              seed: int = 42, scheduler: str | None = None, context: ContextOptions | None | str = "auto",
              noise: str = "default", init_video=None, strength: float = 0.6, motion_scale: float = 1.0,
              motion_strength: float = 1.0, domain_adapter=None, domain_adapter_scale: float = 1.0,
-             decode_chunk: int = 8, progress: bool = True,
+             decode_chunk: int = 8, progress: bool = True, latents: torch.Tensor | None = None,
              callback: Callable[[dict], None] | None = None) -> Animation:
     """Animate `prompt` with `base` (a `motion_core.base.BaseModel`) and `motion_module`.
 
@@ -142,6 +142,7 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
     noise: "default" (independent per frame) or "freenoise" (windows start from shuffled, repeated noise).
     init_video: (f, h, w, 3) frames (uint8, or float in [0, 1]) or a video file: video-to-video; `strength` is the
       fraction of the schedule run (1 = ignore the video's content).
+    latents: the initial noise (1, 4, frames, height/8, width/8) instead of drawing it from `seed`.
     callback: called after every step with {"i", "t", "x" (latents), "steps"} (k-diffusion style).
     """
     _check(frames, steps, guidance, width, height, strength, noise, decode_chunk)
@@ -163,7 +164,12 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
             raise ConfigError(f"strength={strength} with steps={steps} leaves no step to run: raise either")
     generator = torch.Generator("cpu").manual_seed(seed)
     shape = (1, base.unet.config.in_channels, frames, height // 8, width // 8)
-    latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)  # as diffusers draws it
+    if latents is None:
+        latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)  # as diffusers draws it
+    elif tuple(latents.shape) != shape:
+        raise ConfigError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these frames and size")
+    else:
+        latents = latents.to(device, dtype)
     if noise == "freenoise" and context is not None:
         latents = freenoise(latents, context, generator)
     if init_video is None:

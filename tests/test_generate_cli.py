@@ -85,3 +85,19 @@ def test_bad_arguments_exit_2_with_the_fix(models, tmp_path, args, message):
     p = run("generate", *[x for kv in base.items() for x in kv], check=False)
     assert p.returncode == 2, p.stderr[-2000:]
     assert message in p.stderr
+
+
+def test_motion_lora_strength_is_applied(models, tmp_path):
+    from safetensors.torch import save_file
+    from test_lora import make_lora
+
+    from motion_core import load_motion_module
+    from motion_core.media import read_frames
+    save_file(make_lora(load_motion_module(models / "mm.safetensors"), seed=3), tmp_path / "lora.safetensors")
+    common = ["generate", "--model", models / "base", "--motion-module", models / "mm.safetensors", "--prompt",
+              "a cat", "--frames", 8, "--steps", 2, "--size", "64x64", "--quiet"]
+    run(*common, "--out", tmp_path / "plain")
+    run(*common, "--out", tmp_path / "zero", "--motion-lora", f"{tmp_path / 'lora.safetensors'}:0")
+    run(*common, "--out", tmp_path / "lora", "--motion-lora", f"{tmp_path / 'lora.safetensors'}:1.5")
+    plain, zero, lora = (read_frames(tmp_path / n) for n in ("plain", "zero", "lora"))
+    assert np.array_equal(plain, zero) and not np.array_equal(plain, lora)

@@ -6,12 +6,13 @@ import copy
 import pytest
 import torch
 
-from conftest import FIXTURES  # noqa: F401  (conftest sets up the import path)
+from conftest import FIXTURES
 
 diffusers = pytest.importorskip("diffusers", reason="the pipeline runs over diffusers components")
 pytest.importorskip("transformers", reason="the pipeline's text encoder comes from transformers")
 
-from motion_core import ConfigError, FrameCountError, MotionModule, MotionModuleConfig, save_motion_module  # noqa: E402
+from motion_core import (ConfigError, FrameCountError, MotionModule, MotionModuleConfig, UnknownLayoutError,  # noqa: E402
+                         save_motion_module)
 from motion_core.base import load_base  # noqa: E402
 from motion_core.pipeline import generate  # noqa: E402
 from motion_core.schedule import make_scheduler  # noqa: E402
@@ -128,6 +129,23 @@ def test_long_clip_runs_through_windows(base):
     assert (free.frames - out.frames).abs().max() > 1e-3
 
 
+def test_closed_loop_joins_the_last_frame_to_the_first(base):
+    """Perturb the last frame's starting noise: after one step the first frame moves only when a window spans the
+    end and the start (looped + closed loop); with static windows they never meet, and frame 0 keeps its bits."""
+    from motion_core.context import ContextOptions
+    mm = random_module(seed=2)
+    noise = torch.randn(1, 4, 40, 8, 8, generator=torch.Generator().manual_seed(0))
+    nudged = noise.clone()
+    nudged[:, :, -1] += 1.0
+    run = dict(frames=40, steps=1, width=64, height=64, progress=False)
+    for schedule, joined in (("static", False), ("looped", True)):
+        context = ContextOptions(length=16, overlap=4, schedule=schedule, closed_loop=True)
+        a, b = (generate(base, mm, "a cat", context=context, latents=x, **run).latents for x in (noise, nudged))
+        moved = (a[:, :, 0] - b[:, :, 0]).abs().max().item()
+        assert (moved > 1e-4) if joined else (moved == 0.0), (schedule, moved)
+        assert (a[:, :, 20] - b[:, :, 20]).abs().max() == 0  # a frame far from both ends never sees it
+
+
 def test_video_to_video_keeps_the_video_at_low_strength(base):
     mm = random_module()
     video = torch.zeros(8, 64, 64, 3)
@@ -140,6 +158,31 @@ def test_video_to_video_keeps_the_video_at_low_strength(base):
     assert not torch.equal(high.frames, plain.frames)  # a different start, even at strength 1
     with pytest.raises(ConfigError, match="has 8 frames but 9"):
         generate(base, mm, "a cat", init_video=video, **{**run, "frames": 9})
+
+
+def test_domain_adapter_changes_frames_and_is_taken_out_again(base, tmp_path):
+    """An image-layer LoRA in the v3 adapter's naming (attn1/attn2 ... processor.to_q_lora.down.weight) is merged
+    for the sampling only: frames change, the UNet's weights are bit-identical afterwards, scale 0 is no adapter."""
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(0)
+    adapter = {}
+    for name, module in base.unet.named_modules():
+        if name.endswith(("attn1", "attn2")):
+            for proj in ("to_q", "to_k", "to_v", "to_out"):
+                w = module.get_submodule("to_out.0" if proj == "to_out" else proj).weight
+                adapter[f"{name}.processor.{proj}_lora.down.weight"] = torch.randn(4, w.shape[1], generator=g) * 0.3
+                adapter[f"{name}.processor.{proj}_lora.up.weight"] = torch.randn(w.shape[0], 4, generator=g) * 0.3
+    save_file(adapter, tmp_path / "adapter.safetensors")
+    before = {k: v.clone() for k, v in base.unet.state_dict().items()}
+    run = dict(frames=4, steps=2, width=64, height=64, seed=1, progress=False)
+    mm = random_module()
+    plain = generate(base, mm, "a cat", **run).frames
+    adapted = generate(base, mm, "a cat", domain_adapter=tmp_path / "adapter.safetensors", **run).frames
+    off = generate(base, mm, "a cat", domain_adapter=tmp_path / "adapter.safetensors", domain_adapter_scale=0, **run)
+    assert (plain - adapted).abs().max() > 1e-3 and torch.equal(plain, off.frames)
+    assert all(torch.equal(v, base.unet.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(UnknownLayoutError, match="not an image-layer LoRA"):
+        generate(base, mm, "a cat", domain_adapter=FIXTURES / "tiny_v3.safetensors", **run)
 
 
 @pytest.mark.parametrize("bad, match", [
