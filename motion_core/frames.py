@@ -16,6 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from .errors import FrameCountError
+from .guards import too_many_frames
 from .module import VanillaTemporalModule
 
 _FRAMES: contextvars.ContextVar[int | None] = contextvars.ContextVar("motion_core_frames", default=None)
@@ -36,9 +37,9 @@ def current_frames() -> int | None:
 
 
 def check_frames(frames: int, pe_length: int) -> None:
-    if frames > pe_length:
-        raise FrameCountError(f"this motion module holds {pe_length} frames; got {frames}: sample longer clips "
-                              f"through context windows of at most {pe_length} frames")
+    message = too_many_frames(frames, pe_length)
+    if message:
+        raise FrameCountError(message)
 
 
 def apply_temporal(module: VanillaTemporalModule, x: torch.Tensor, frames: int, scale: float = 1.0,

@@ -17,6 +17,7 @@ from torch import nn
 from .config import module_paths
 from .errors import ConfigError
 from .frames import check_frames, cross_frame_group_norm, frames_context
+from .guards import family_mismatch
 from .hosts import host_adapter
 from .module import MotionModule
 
@@ -29,9 +30,9 @@ def check_compatible(unet: nn.Module, motion_module: MotionModule):
     config = motion_module.config
     levels = host.levels(unet)
     if levels != len(config.channels):
-        host_family = "sdxl" if levels == 3 else "sd15"
-        raise ConfigError(f"this is a {config.family} motion module ({len(config.channels)} UNet levels) but the "
-                          f"UNet has {levels} levels ({host_family}): use a motion module made for the model's family")
+        model_family = "sdxl" if levels == 3 else "sd15"
+        raise ConfigError(f"{family_mismatch(config.family, model_family)} (the UNet has {levels} levels, the module "
+                          f"{len(config.channels)})")
     return host
 
 

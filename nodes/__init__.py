@@ -2,7 +2,7 @@
 
 Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time."""
 
-from . import bridge
+from . import bridge, routes
 from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
 from .prompts import PromptTravel
 from .sample import SampleFrames
@@ -26,3 +26,4 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 }
 
 bridge.register_model_folders()
+routes.register()

@@ -102,3 +102,12 @@ def output_target(prefix: str, width: int, height: int) -> tuple[str, str, int, 
     folder, base, counter, subfolder, _ = folder_paths.get_save_image_path(
         prefix, folder_paths.get_output_directory(), width, height)
     return folder, base, counter, subfolder
+
+
+def prompt_server():
+    """ComfyUI's running PromptServer, or None outside ComfyUI (routes are then not registered)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)

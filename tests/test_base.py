@@ -94,6 +94,6 @@ def test_sdxl_folder_generates(tmp_path):
     mm = random_module(family="sdxl", version="sdxl-beta", channels=(32, 64, 64), heads=2)
     out = generate(base, mm, "0: a cat\n5: a dog", frames=6, steps=2, width=64, height=64, progress=False)
     assert out.frames.shape == (6, 64, 64, 3) and out.settings["scheduler"] == "EulerDiscreteScheduler"
-    with pytest.raises(ConfigError, match="sd15 motion module"):
+    with pytest.raises(ConfigError, match="SD1.5 motion module but the model is SDXL"):
         generate(base, random_module(family="sd15", version="v3", channels=(32, 64, 64, 64), heads=2), "a cat",
                  frames=4, steps=1, width=64, height=64, progress=False)

@@ -47,7 +47,7 @@ def test_long_clip_with_prompt_travel_and_freenoise(findings):
 def test_errors_name_the_limit_and_the_fix(findings):
     assert "holds 32 frames; the batch has 48" in findings["too_many_frames_error"]
     assert "context length" in findings["too_many_frames_error"]
-    assert "sdxl motion module" in findings["wrong_family_error"] and "(sd15)" in findings["wrong_family_error"]
+    assert "SDXL motion module but the model is SD1.5" in findings["wrong_family_error"]
 
 
 def test_base_model_is_untouched(findings):
