@@ -44,7 +44,7 @@ def test_source_has_no_comfy_import_and_no_unsafe_torch_load():
 def test_pyproject_declares_cli_registry_and_careful_deps():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     deps = {re.split(r"[<>=!~ \[]", d)[0] for d in meta["project"]["dependencies"]}
-    assert deps == {"torch", "einops", "safetensors", "numpy", "Pillow"}
+    assert deps == {"torch", "einops", "safetensors", "numpy", "Pillow", "tqdm"}
     assert meta["project"]["scripts"]["motion-core"] == "motion_core.cli:main"
     assert {"PublisherId", "DisplayName"} <= set(meta["tool"]["comfy"])
     assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]
