@@ -44,4 +44,6 @@ class SaveAnimation:
             metadata["prompt"] = prompt
         write_animation(images, os.path.join(folder, name), fps=fps, loop=loop, quality=quality, metadata=metadata)
         entry = {"filename": name, "subfolder": subfolder, "type": "output"}
+        # ComfyUI's front end plays animated WebP in the node and other animated outputs in a <video>; a <video> cannot
+        # play a GIF, so js/motion_core.js shows GIFs in an <img> of its own. The queue history shows all three.
         return {"ui": {"images": [entry], "animated": (True,), "frame_rate": (fps,), "frames": (images.shape[0],)}}

@@ -1,0 +1,187 @@
+// motion_core web extension: a live context-window diagram on Sample Frames, guard-rail warnings on Sample Frames
+// and Inject into Model, and a frame count / rate caption under Save Animation's preview (the preview itself is
+// ComfyUI's own: WebP and MP4 play in the node and in the queue history). Only app.registerExtension and the node
+// callbacks it documents are used; every element is styled inline (no global CSS).
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { checkQuery, widgetValue, windowsQuery } from "./lib/graph.js";
+import { drawWindows } from "./lib/svg.js";
+import { layoutWindows, summary } from "./lib/windows_view.js";
+
+const WATCHED = ["frames", "context_length", "context_overlap", "context_schedule", "closed_loop"];
+
+function debounce(fn, ms = 150) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+async function getJson(route) {
+  const response = await api.fetchApi(route);
+  const body = await response.json();
+  return { ok: response.ok, body };
+}
+
+function panel() {
+  const root = document.createElement("div");
+  root.style.cssText = "display:flex;flex-direction:column;gap:3px;padding:2px 4px;font:11px sans-serif;color:#bbb;";
+  return root;
+}
+
+function warningBox() {
+  const box = document.createElement("div");
+  box.className = "mc-warning";
+  box.style.cssText = "display:none;color:#1a1a1a;background:#f0b429;border-radius:3px;padding:3px 5px;white-space:normal;";
+  return box;
+}
+
+function chain(proto, name, fn) {
+  const original = proto[name];
+  proto[name] = function (...args) {
+    const result = original?.apply(this, args);
+    fn.apply(this, args);
+    return result;
+  };
+}
+
+function watchWidgets(node, names, onChange) {
+  for (const w of node.widgets ?? []) {
+    if (!names.includes(w.name)) continue;
+    const original = w.callback;
+    w.callback = function (...args) {
+      const r = original?.apply(this, args);
+      onChange();
+      return r;
+    };
+  }
+}
+
+async function refreshWarnings(node) {
+  const { ok, body } = await getJson(`/motion_core/check?${checkQuery(node)}`);
+  node.mcWarnings = ok ? body.warnings : [body.error];
+  const box = node.mcWarningBox;
+  box.textContent = node.mcWarnings.map((w) => `⚠ ${w}`).join("\n");
+  box.style.display = node.mcWarnings.length ? "block" : "none";
+  node.setDirtyCanvas?.(true, true);
+}
+
+async function refreshWindows(node) {
+  const { ok, body } = await getJson(`/motion_core/windows?${windowsQuery(node)}`);
+  if (!ok) {
+    node.mcWindows = null;
+    node.mcCaption.textContent = body.error;
+    node.mcSvg.replaceChildren();
+    return;
+  }
+  node.mcWindows = body.windows;
+  drawWindows(node.mcSvg, layoutWindows(body.windows, body.frames, { width: 300 }));
+  node.mcCaption.textContent = summary(body);
+}
+
+function addSampleFramesView(nodeType) {
+  chain(nodeType.prototype, "onNodeCreated", function () {
+    const root = panel();
+    this.mcSvg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    this.mcSvg.setAttribute("class", "mc-windows");
+    this.mcCaption = document.createElement("div");
+    this.mcCaption.className = "mc-caption";
+    this.mcWarningBox = warningBox();
+    root.append(this.mcWarningBox, this.mcSvg, this.mcCaption);
+    const widget = this.addDOMWidget("context_windows", "mc-windows", root, { serialize: false, hideOnZoom: false });
+    widget.computeSize = (width) => [width, Math.min(40 + 11 * (this.mcWindows?.length ?? 1), 260)];
+    const refresh = debounce(() => {
+      refreshWindows(this).catch((e) => console.warn("motion_core: windows", e));
+      refreshWarnings(this).catch((e) => console.warn("motion_core: check", e));
+    });
+    this.mcRefresh = refresh;
+    watchWidgets(this, WATCHED, refresh);
+    refresh();
+  });
+  chain(nodeType.prototype, "onConfigure", function () { this.mcRefresh?.(); });
+  chain(nodeType.prototype, "onConnectionsChange", function () { this.mcRefresh?.(); });
+}
+
+function addInjectGuard(nodeType) {
+  chain(nodeType.prototype, "onNodeCreated", function () {
+    const root = panel();
+    this.mcWarningBox = warningBox();
+    root.append(this.mcWarningBox);
+    this.addDOMWidget("warnings", "mc-warnings", root, { serialize: false, hideOnZoom: false });
+    this.mcRefresh = debounce(() => refreshWarnings(this).catch((e) => console.warn("motion_core: check", e)));
+    this.mcRefresh();
+  });
+  chain(nodeType.prototype, "onConfigure", function () { this.mcRefresh?.(); });
+  chain(nodeType.prototype, "onConnectionsChange", function () { this.mcRefresh?.(); });
+}
+
+// ComfyUI previews a WebP as an animated image and an MP4 as a <video> (with controls, paused): start the video,
+// muted and looping, so it plays like the WebP. A GIF it also hands to a <video>, which cannot play it: show the GIF
+// in an <img> of our own instead (browsers animate GIFs there by themselves).
+function playPreview(node, format, entry) {
+  if (node.mcGif) node.mcGif.style.display = format === "GIF" ? "block" : "none";
+  if (format === "GIF") {
+    if (!node.mcGif) {
+      node.mcGif = document.createElement("img");
+      node.mcGif.className = "mc-gif-preview";
+      node.mcGif.style.cssText = "width:100%;height:100%;object-fit:contain;";
+      node.addDOMWidget("gif_preview", "mc-gif", node.mcGif, { serialize: false, hideOnZoom: false });
+    }
+    node.mcGif.src = api.apiURL(`/view?${new URLSearchParams(entry)}`);
+    return;
+  }
+  if (format !== "MP4") return;
+  let tries = 0;
+  const start = setInterval(() => {
+    const video = node.videoContainer?.querySelector?.("video");
+    if (video || ++tries > 50) clearInterval(start);
+    if (!video) return;
+    video.muted = true;
+    video.loop = true;
+    video.play().catch(() => {});  // a browser that refuses autoplay keeps the play button
+  }, 100);
+}
+
+function addSaveCaption(nodeType) {
+  chain(nodeType.prototype, "onExecuted", function (message) {
+    const frames = message?.frames?.[0];
+    const rate = message?.frame_rate?.[0];
+    const file = message?.images?.[0]?.filename ?? "";
+    if (!this.mcCaption) {
+      this.mcCaption = document.createElement("div");
+      this.mcCaption.className = "mc-caption";
+      this.mcCaption.style.cssText = "font:11px sans-serif;color:#bbb;padding:2px 4px;";
+      this.addDOMWidget("animation_info", "mc-caption", this.mcCaption, { serialize: false, hideOnZoom: false });
+    }
+    const format = file.split(".").pop().toUpperCase();
+    this.mcCaption.textContent = `${frames} frames · ${rate} fps · ${format}`;
+    this.mcAnimation = { frames, frame_rate: rate, filename: file };
+    playPreview(this, format, message?.images?.[0] ?? {});
+  });
+}
+
+// Graph edits upstream (a new motion module file, another checkpoint) change what Sample Frames should warn about.
+const refreshAll = debounce(() => {
+  for (const node of app.graph?._nodes ?? []) node.mcRefresh?.();
+}, 250);
+
+app.registerExtension({
+  name: "motion_core.ui",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData.name === "MC_SampleFrames") addSampleFramesView(nodeType);
+    if (nodeData.name === "MC_InjectMotionModule") addInjectGuard(nodeType);
+    if (nodeData.name === "MC_SaveAnimation") addSaveCaption(nodeType);
+    if (["MC_LoadMotionModule", "MC_ApplyMotionLoRA", "MC_InjectMotionModule"].includes(nodeData.name)) {
+      chain(nodeType.prototype, "onNodeCreated", function () {
+        watchWidgets(this, ["model_name"], refreshAll);
+      });
+      chain(nodeType.prototype, "onConnectionsChange", refreshAll);
+    }
+  },
+  nodeCreated(node) {
+    if (widgetValue(node, "ckpt_name") !== undefined || widgetValue(node, "unet_name") !== undefined) {
+      watchWidgets(node, ["ckpt_name", "unet_name"], refreshAll);
+    }
+  },
+});
