@@ -1,4 +1,4 @@
-"""`python -m motion_core <command>`: inspect, convert and create motion-module files.
+"""`python -m motion_core <command>`: inspect, convert and create motion-module files; train motion modules.
 
 Exit codes: 0 success, 1 unexpected failure (a bug: please report it), 2 bad input (the message says the fix).
 """
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--layout", choices=("original", "diffusers"), default="original", help="key layout to write")
     s.set_defaults(run=cmd_create)
+
+    from .train.cli import add_parser as add_train_parser  # light: argparse only; torch, accelerate load when it runs
+    add_train_parser(sub)
     return p
 
 

@@ -1,0 +1,91 @@
+"""What trains and what stays frozen: a new (zero-initialised) motion module for a host UNet, the VAE as a video
+encoder, and gradient checkpointing that keeps the per-call frame count through recomputation."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import torch
+import torch.utils.checkpoint
+from einops import rearrange
+from torch import nn
+
+from ..config import VERSION_DEFAULTS, MotionModuleConfig
+from ..errors import ConfigError
+from ..frames import current_frames, frames_context
+from ..hosts import host_adapter
+from ..module import MotionModule, VanillaTemporalModule
+
+EncodeText = Callable[[list[str]], torch.Tensor]  # captions -> (b, n, d) embeddings; frozen, called without grad
+# video (b, 3, f, H, W) in [-1, 1], one generator per clip (posterior sampling) -> latents (b, c, f, h, w)
+EncodeVideo = Callable[[torch.Tensor, Sequence[torch.Generator]], torch.Tensor]
+
+
+def new_motion_module(unet: nn.Module, *, version: str = "v3", heads: int = 8,
+                      pe_length: int | None = None) -> MotionModule:
+    """A motion module shaped for `unet` (channels and modules per level read from its config), `proj_out` zero-initialised, so the
+    injected UNet starts out computing exactly what the image model does."""
+    if version not in VERSION_DEFAULTS:
+        raise ConfigError(f"version {version!r} is not one of {sorted(VERSION_DEFAULTS)}")
+    family, default_pe, mid = VERSION_DEFAULTS[version]
+    host = host_adapter(unet)
+    channels = tuple(unet.config.block_out_channels) if hasattr(unet, "config") else None
+    if channels is None or len(channels) != host.levels(unet):
+        raise ConfigError(f"cannot read the channels per level of this {type(unet).__name__}: build the "
+                          "MotionModule yourself (motion_core.MotionModule(MotionModuleConfig(...)))")
+    layers = unet.config.layers_per_block
+    if not isinstance(layers, int):
+        raise ConfigError(f"layers_per_block={layers!r} differs per level in this UNet; a motion module has the "
+                          "same number of modules on every level")
+    config = MotionModuleConfig(family=family, version=version, channels=channels, layers_per_block=layers,
+                                mid_block=mid, heads=heads, pe_length=pe_length or default_pe,
+                                norm_groups=getattr(unet.config, "norm_num_groups", 32))
+    return MotionModule(config)  # proj_out weight and bias are zeros (module.py)
+
+
+def vae_encoder(vae: nn.Module, scaling_factor: float | None = None) -> EncodeVideo:
+    """A diffusers AutoencoderKL as `encode_video`: posterior sample (noise from each clip's own generator, so the
+    result does not depend on batch size or process count) times the VAE's scaling factor (0.18215 for SD1.5)."""
+    scale = scaling_factor if scaling_factor is not None else vae.config.scaling_factor
+
+    @torch.no_grad()
+    def encode(video: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        b, f = video.shape[0], video.shape[2]
+        images = rearrange(video, "b c f h w -> (b f) c h w").to(vae.device, vae.dtype)
+        posterior = vae.encode(images).latent_dist
+        mean = rearrange(posterior.mean, "(b f) c h w -> b c f h w", b=b)
+        std = rearrange(posterior.std, "(b f) c h w -> b c f h w", b=b)
+        noise = torch.stack([torch.randn(mean.shape[1:], generator=g, dtype=torch.float32) for g in generators])
+        return ((mean + std * noise.to(mean)) * scale).float()
+    return encode
+
+
+def _checkpoint_keeping_frames(function, *args):
+    """torch.utils.checkpoint for the host's blocks; the recomputation in backward runs outside the MotionUNet
+    call, so the frame count the forward saw is put back around it (hooks on resnets need it)."""
+    frames = current_frames()
+
+    def run(*inner):
+        with frames_context(frames) if frames is not None else contextlib.nullcontext():
+            return function(*inner)
+    return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+
+@contextlib.contextmanager
+def gradient_checkpointing(unet: nn.Module, motion_module: MotionModule):
+    """Recompute activations in backward: the host's resnets (diffusers' own switch) and every motion module.
+    Undone on exit (per instance; nothing global)."""
+    if not hasattr(unet, "enable_gradient_checkpointing"):
+        raise ConfigError(f"{type(unet).__name__} has no gradient checkpointing switch: train without it")
+    unet.enable_gradient_checkpointing(_checkpoint_keeping_frames)
+    modules = [m for m in motion_module.modules() if isinstance(m, VanillaTemporalModule)]
+    for m in modules:  # an instance attribute over the class method, removed again on exit
+        m.residual = lambda x, frames, scale=1.0, m=m: torch.utils.checkpoint.checkpoint(
+            VanillaTemporalModule.residual, m, x, frames, scale, use_reentrant=False)
+    try:
+        yield
+    finally:
+        for m in modules:
+            del m.residual
+        unet.disable_gradient_checkpointing()
