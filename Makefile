@@ -27,6 +27,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/inject.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) build

@@ -153,3 +153,38 @@ def test_an_interrupt_from_on_step_leaves_a_resumable_checkpoint(dataset, tmp_pa
     rows = [json.loads(line) for line in (tmp_path / "cut" / "loss.jsonl").read_text().splitlines()]
     want = [json.loads(line) for line in (tmp_path / "straight" / "loss.jsonl").read_text().splitlines()]
     assert [(r["step"], r["loss"]) for r in rows] == [(r["step"], r["loss"]) for r in want]
+
+
+def test_latent_space_through_a_vae_and_an_sdxl_host(dataset, tmp_path):
+    """A tiny AutoencoderKL as encode_video (posterior noise per clip: batch-independent), and an SDXL-layout UNet
+    whose text encoder also returns the pooled embedding (added conditions built by the loop)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from unets import SDXL
+
+    from motion_core.train import vae_encoder
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(32, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=32).eval()
+    encode = vae_encoder(vae, scaling_factor=0.5)
+    video = torch.rand(2, 3, 8, 16, 16) * 2 - 1
+    both = encode(video, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    alone = encode(video[1:], [torch.Generator().manual_seed(2)])
+    assert both.shape == (2, 4, 8, 8, 8) and torch.allclose(both[1:], alone, atol=1e-6)
+
+    unet = UNet2DConditionModel(**SDXL).eval()
+    words = WordEncoder()
+
+    def encode_text(captions):  # (hidden (b, 8, 32), pooled (b, 32)): SDXL's two outputs, tiny
+        hidden = words(captions)
+        return hidden, hidden.mean(1)
+
+    module = new_motion_module(unet, heads=2)
+    assert module.config.version == "sdxl-beta"
+    vae_before, unet_before = state(vae), state(unet)
+    train(TrainConfig(**FAST, steps=2, batch=1), unet, module, encode_text, dataset, tmp_path,
+          encode_video=encode, progress=False)
+    assert all(torch.equal(v, state(vae)[k]) for k, v in vae_before.items())
+    assert all(torch.equal(v, state(unet)[k]) for k, v in unet_before.items())
+    assert describe(tmp_path / "motion_module.safetensors")["family"] == "sdxl"
+    assert any(p.any() for n, p in module.named_parameters() if ".proj_out." in n)

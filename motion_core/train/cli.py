@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
     s.add_argument("--out", required=True, help="output folder for the checkpoint, resume state and loss log")
     s.add_argument("--motion-module", help="start from this motion module (default: a new zero-initialised one); "
                                            "required with --lora")
-    s.add_argument("--version", choices=sorted(VERSION_DEFAULTS), default="v3",
-                   help="layout of a new motion module (default v3; v2 adds the mid-block module)")
+    s.add_argument("--version", choices=sorted(VERSION_DEFAULTS),
+                   help="layout of a new motion module (default: v3 for SD1.5 bases, sdxl-beta for SDXL; v2 adds the "
+                        "mid-block module)")
     s.add_argument("--lora", type=int, metavar="RANK", help="train only a MotionLoRA of this rank on --motion-module")
     s.add_argument("--frames", type=int, default=16, help="frames per training clip (default 16)")
     s.add_argument("--stride", type=int, default=4, help="take every STRIDE-th frame (default 4)")
@@ -70,13 +71,12 @@ def run(args) -> None:
     precision = mixed_precision(config)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)  # frozen parts only
     base = load_base(args.base, dtype=dtype)
-    if base.family != "sd15":
-        raise ConfigError(f"--base is an {base.family} model; training supports SD1.5-family bases so far")
     if args.motion_module:
         motion_module = load_motion_module(args.motion_module)
     else:
-        pe_length = max(config.frames, VERSION_DEFAULTS[args.version][1])
-        motion_module = new_motion_module(base.unet, version=args.version, pe_length=pe_length)
+        version = args.version or {"sd15": "v3", "sdxl": "sdxl-beta"}.get(base.family, "v3")
+        pe_length = max(config.frames, VERSION_DEFAULTS[version][1])
+        motion_module = new_motion_module(base.unet, version=version, pe_length=pe_length)
     encode_video = vae_encoder(base.vae) if base.vae is not None else None
     train(config, base.unet, motion_module, base.encode_prompt, dataset, args.out, encode_video=encode_video,
           resume=args.resume)

@@ -42,14 +42,21 @@ def mixed_precision(config: TrainConfig) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def sdxl_conditions(pooled: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
+    """SDXL's added conditions: pooled text (b, 1280) and time ids (original size, crop top-left, target size),
+    here the training size, no crop offset and the training size (clips are resized before the centre crop)."""
+    time_ids = torch.tensor([size, size, 0, 0, size, size], dtype=pooled.dtype, device=pooled.device)
+    return {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], 6)}
+
+
 def diffusion_loss(model, latents: torch.Tensor, text: torch.Tensor, generators: list[torch.Generator],
-                   alphas_cumprod: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+                   alphas_cumprod: torch.Tensor, num_timesteps: int, added_cond_kwargs=None) -> torch.Tensor:
     """Epsilon-prediction MSE: one timestep per clip, shared by its frames; noise from each clip's generator."""
     t = torch.cat([torch.randint(0, num_timesteps, (1,), generator=g) for g in generators]).to(latents.device)
     noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in generators]).to(latents)
     a = alphas_cumprod[t].view(-1, 1, 1, 1, 1)  # (b, 1, 1, 1, 1) over latents (b, c, f, h, w)
     noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
-    prediction = model(noisy, t, text)
+    prediction = model(noisy, t, text, added_cond_kwargs)
     return F.mse_loss(prediction.float(), noise.float())
 
 
@@ -60,7 +67,7 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
     module (LoRA merged in LoRA mode), frozen and in eval mode.
 
     unet: a diffusers UNet2DConditionModel, frozen here (requires_grad off; its weights are never changed).
-    encode_text: captions -> (b, n, d), frozen. encode_video: video (b, 3, f, H, W) in [-1, 1] + per-clip
+    encode_text: captions -> (b, n, d), or ((b, n, d), pooled (b, 1280)) for SDXL; frozen. encode_video: video (b, 3, f, H, W) in [-1, 1] + per-clip
     generators -> latents (b, c, f, h, w), frozen; None trains in pixel space (a UNet with 3 input channels).
     dataset: `dataset[(clip index, seed)] -> (video (3, f, H, W), caption)` (data.ClipDataset).
     resume: continue from `out/resume.pt` when it exists. on_step: called after every step (progress, interrupt);
@@ -120,13 +127,18 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                 captions = ["" if float(torch.rand((), generator=g)) < config.caption_dropout else c
                             for c, g in zip(captions, generators)]
                 with torch.no_grad():
-                    text = encode_text(captions).to(device)
+                    text, pooled = encode_text(captions), None
+                    if isinstance(text, tuple):  # SDXL: (hidden states, pooled embedding)
+                        text, pooled = text
+                    text = text.to(device)
+                    added = None if pooled is None else sdxl_conditions(pooled.to(device), config.size)
                     video = video.to(device)
                     latents = video if encode_video is None else encode_video(
                         video, [torch.Generator().manual_seed(sample_seed(config.seed, step, i, "vae")) for i in indices])
+                    latents = latents.contiguous()  # torch 2.13's CPU backward crashed on a strided (b, c, f, h, w) input
                 # DDP averages gradients over processes only on the last micro step; earlier ones accumulate locally
                 with accelerator.no_sync(model) if micro < config.grad_accum - 1 else contextlib.nullcontext():
-                    loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps)
+                    loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added)
                     accelerator.backward(loss / config.grad_accum)
                 step_loss += loss.detach() / config.grad_accum
             if config.grad_clip > 0:

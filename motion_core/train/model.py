@@ -17,19 +17,26 @@ from ..frames import current_frames, frames_context
 from ..hosts import host_adapter
 from ..module import MotionModule, VanillaTemporalModule
 
-EncodeText = Callable[[list[str]], torch.Tensor]  # captions -> (b, n, d) embeddings; frozen, called without grad
+# captions -> (b, n, d) embeddings, or for SDXL ((b, n, d), pooled (b, 1280)); frozen, called without grad
+EncodeText = Callable[[list[str]], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 # video (b, 3, f, H, W) in [-1, 1], one generator per clip (posterior sampling) -> latents (b, c, f, h, w)
 EncodeVideo = Callable[[torch.Tensor, Sequence[torch.Generator]], torch.Tensor]
 
 
-def new_motion_module(unet: nn.Module, *, version: str = "v3", heads: int = 8,
+def new_motion_module(unet: nn.Module, *, version: str | None = None, heads: int = 8,
                       pe_length: int | None = None) -> MotionModule:
-    """A motion module shaped for `unet` (channels and modules per level read from its config), `proj_out` zero-initialised, so the
-    injected UNet starts out computing exactly what the image model does."""
+    """A motion module shaped for `unet` (channels and modules per level read from its config), `proj_out`
+    zero-initialised, so the injected UNet starts out computing exactly what the image model does.
+    version: default v3 for an SD1.5-layout UNet (4 levels), sdxl-beta for an SDXL one (3 levels)."""
+    host = host_adapter(unet)
+    host_family = "sdxl" if host.levels(unet) == 3 else "sd15"
+    version = version or {"sd15": "v3", "sdxl": "sdxl-beta"}[host_family]
     if version not in VERSION_DEFAULTS:
         raise ConfigError(f"version {version!r} is not one of {sorted(VERSION_DEFAULTS)}")
     family, default_pe, mid = VERSION_DEFAULTS[version]
-    host = host_adapter(unet)
+    if family != host_family:
+        raise ConfigError(f"version {version!r} is a {family} motion module but the UNet has the {host_family} "
+                          f"layout ({host.levels(unet)} levels): pick a {host_family} version")
     channels = tuple(unet.config.block_out_channels) if hasattr(unet, "config") else None
     if channels is None or len(channels) != host.levels(unet):
         raise ConfigError(f"cannot read the channels per level of this {type(unet).__name__}: build the "
@@ -57,7 +64,7 @@ def vae_encoder(vae: nn.Module, scaling_factor: float | None = None) -> EncodeVi
         mean = rearrange(posterior.mean, "(b f) c h w -> b c f h w", b=b)
         std = rearrange(posterior.std, "(b f) c h w -> b c f h w", b=b)
         noise = torch.stack([torch.randn(mean.shape[1:], generator=g, dtype=torch.float32) for g in generators])
-        return ((mean + std * noise.to(mean)) * scale).float()
+        return ((mean + std * noise.to(mean)) * scale).float().contiguous()  # rearrange leaves odd strides
     return encode
 
 
