@@ -65,7 +65,8 @@ def set_rng_states(states: dict) -> None:
 
 
 def trainable_state(module: MotionModule) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu().clone() for name, p in module.named_parameters() if p.requires_grad}
+    # no copy on the CPU (saved before training goes on); a GPU tensor is copied to the CPU
+    return {name: p.detach().cpu() for name, p in module.named_parameters() if p.requires_grad}
 
 
 def save_checkpoint(files: RunFiles, module: MotionModule, optimizer, step: int, config: TrainConfig,
