@@ -39,3 +39,7 @@ class LoRAMismatchError(MotionCoreError):
 
 class DataError(MotionCoreError, ValueError):
     """A training data set that cannot be used: a missing folder, no readable clips, clips too small."""
+
+
+class MissingDependencyError(MotionCoreError, ImportError):
+    """An optional dependency a feature needs is not installed; the message names the pip command."""

@@ -76,7 +76,7 @@ def run(args) -> None:
     else:
         version = args.version or {"sd15": "v3", "sdxl": "sdxl-beta"}.get(base.family, "v3")
         pe_length = max(config.frames, VERSION_DEFAULTS[version][1])
-        motion_module = new_motion_module(base.unet, version=version, pe_length=pe_length)
+        motion_module = new_motion_module(base.unet, version=version, pe_length=pe_length, seed=config.seed)
     encode_video = vae_encoder(base.vae) if base.vae is not None else None
     train(config, base.unet, motion_module, base.encode_prompt, dataset, args.out, encode_video=encode_video,
           resume=args.resume)

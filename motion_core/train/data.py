@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from ..errors import DataError
+from ..errors import DataError, MissingDependencyError
 from .config import TrainConfig
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".avi", ".mkv", ".m4v")
@@ -38,8 +38,8 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise DataError("reading training videos needs opencv: pip install 'motion-core[train]' "
-                        "(or opencv-python-headless)") from None
+        raise MissingDependencyError("reading training videos needs opencv: pip install 'motion-core[train]' "
+                                     "(or opencv-python-headless)") from None
     return cv2
 
 

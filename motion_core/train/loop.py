@@ -19,16 +19,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..errors import DataError, MissingDependencyError
 from ..formats.load import with_loras
 from ..frames import check_frames
 from ..module import MotionModule
-from ..patch import inject
 from .checkpoint import RunFiles, load_checkpoint, save_checkpoint
 from .config import TrainConfig, alphas_cumprod, lr_at
 from .data import StepBatches, collate, global_indices, sample_seed
 from .lora import add_lora, lora_state_dict, remove_lora
-from .model import EncodeText, EncodeVideo, gradient_checkpointing
+from .model import EncodeText, EncodeVideo, gradient_checkpointing, motion_unet
 
 OnStep = Callable[[int, float], None]  # (steps done, loss) after every optimizer step; may raise to stop the run
 
@@ -66,14 +65,19 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
     """Train `motion_module` (or a MotionLoRA on it) in `unet`, writing checkpoints into `out`; returns the trained
     module (LoRA merged in LoRA mode), frozen and in eval mode.
 
-    unet: a diffusers UNet2DConditionModel, frozen here (requires_grad off; its weights are never changed).
+    unet: a diffusers UNet2DConditionModel (or ComfyUI's SD1.5 UNetModel), frozen here (requires_grad off; its
+    weights are never changed).
     encode_text: captions -> (b, n, d), or ((b, n, d), pooled (b, 1280)) for SDXL; frozen. encode_video: video (b, 3, f, H, W) in [-1, 1] + per-clip
     generators -> latents (b, c, f, h, w), frozen; None trains in pixel space (a UNet with 3 input channels).
     dataset: `dataset[(clip index, seed)] -> (video (3, f, H, W), caption)` (data.ClipDataset).
     resume: continue from `out/resume.pt` when it exists. on_step: called after every step (progress, interrupt);
     an exception it raises stops the run after a resumable checkpoint of the last finished step is written."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
+    try:
+        from accelerate import Accelerator
+        from tqdm.auto import tqdm
+    except ImportError as e:
+        raise MissingDependencyError(f"training needs {e.name}: pip install 'motion-core[train]' (accelerate, "
+                                     "opencv-python-headless, tqdm)") from None
 
     check_frames(config.frames, motion_module.config.pe_length)
     if len(dataset) == 0:
@@ -103,13 +107,13 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
         if accelerator.is_main_process:
             save_checkpoint(files, motion_module, optimizer, done, config, world, log_rows)
 
-    motion_unet = inject(unet, motion_module)
+    animated = motion_unet(unet, motion_module)  # diffusers or ComfyUI host, MotionUNet's calling convention
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(remove_lora, motion_module)  # runs last: LoRA pairs off, the module's own weights intact
-        cleanup.callback(motion_unet.eject)
+        cleanup.callback(animated.eject)
         if config.gradient_checkpointing:
             cleanup.enter_context(gradient_checkpointing(unet, motion_module))
-        model, optimizer = accelerator.prepare(motion_unet, optimizer)
+        model, optimizer = accelerator.prepare(animated, optimizer)
         batches = iter(loader)
         bar = cleanup.enter_context(tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True,
                                          disable=not (progress and accelerator.is_local_main_process)))
