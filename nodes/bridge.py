@@ -133,4 +133,4 @@ def training_callback(total: int):
     def on_step(step: int, loss: float) -> None:
         bar.update_absolute(step, total)
         comfy.model_management.throw_exception_if_processing_interrupted()
-    return on_step, bar
+    return on_step

@@ -84,13 +84,14 @@ class TrainMotionModule:
             start = new_motion_module(unet, pe_length=max(32, frames), seed=seed) if motion_module is None \
                 else with_loras(motion_module, ())  # a copy: the connected module stays as it was
             folder = bridge.training_folder(name)
-            on_step, _ = bridge.training_callback(steps)
+            on_step = bridge.training_callback(steps)
             trained = train(config, unet, start, caption_encoder(clip), dataset, folder,
                             encode_video=video_encoder(vae, model.model.latent_format), resume=resume,
                             on_step=on_step, accelerator=Accelerator(cpu=model.load_device.type == "cpu",
                                                                      mixed_precision="no"))
         kind = "motion_lora" if lora_rank else "motion_module"
-        target = Path(bridge.model_folder(bridge.LORA_FOLDER if lora_rank else bridge.MODULE_FOLDER)) / f"{name}.safetensors"
+        folder_name = bridge.LORA_FOLDER if lora_rank else bridge.MODULE_FOLDER
+        target = Path(bridge.model_folder(folder_name)) / f"{name}.safetensors"
         atomic_write(target, lambda tmp: shutil.copyfile(Path(folder) / f"{kind}.safetensors", tmp))
         print(f"[motion_core] trained {steps} steps: wrote {target} (resume state in {folder})")
         return (trained,)

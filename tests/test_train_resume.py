@@ -101,3 +101,16 @@ def test_resume_with_other_settings_and_bad_input_exit_2(data, straight, tmp_pat
     save_motion_module(new_motion_module(tiny_unet(), heads=2), tmp_path / "mm32.safetensors")  # 32-frame pe
     p = worker(data, tmp_path / "out", "--frames", "40", "--motion-module", str(tmp_path / "mm32.safetensors"))
     assert p.returncode == 2 and "holds 32 frames; got 40" in p.stderr_text
+
+
+def test_bf16_mixed_precision_trains_an_fp32_module(data, tmp_path):
+    """Accelerate's autocast (bf16 also runs on a CPU), in its own process: Accelerate keeps one mixed-precision
+    setting per process. The module and its optimizer state stay fp32."""
+    p = worker(data, tmp_path, "--mixed-precision", "bf16", steps=2)
+    assert p.returncode == 0, p.stderr_text
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
+    weights = load_file(str(tmp_path / "motion_module.safetensors"))
+    assert all(v.dtype == torch.float32 for v in weights.values())
+    assert any(v.any() for k, v in weights.items() if ".proj_out." in k)  # it trained
+    assert read_resume(tmp_path / "resume.pt")["optimizer"]["state"][0]["exp_avg"].dtype == torch.float32

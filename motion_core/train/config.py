@@ -33,8 +33,8 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW moment decay rates
     adam_eps: float = 1e-8  # AdamW denominator epsilon
     grad_clip: float = 1.0  # clip the global gradient norm to this (0: no clipping)
-    mixed_precision: str = "auto"  # "auto" (bf16 on a GPU that has it, else fp16 on CUDA, none on CPU), "no", "fp16", "bf16"
-    gradient_checkpointing: bool = False  # recompute host and motion-module activations in backward: less memory, slower
+    mixed_precision: str = "auto"  # "auto" (bf16 on GPUs that have it, else fp16; none on a CPU), "no", "fp16", "bf16"
+    gradient_checkpointing: bool = False  # recompute host and motion-module activations in backward: less memory
     # what trains
     lora_rank: int | None = None  # None: train the motion module; an int: train only a MotionLoRA of this rank
     # diffusion objective (epsilon prediction)

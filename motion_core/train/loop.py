@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError, MissingDependencyError
+from ..errors import ConfigError, DataError, MissingDependencyError
 from ..formats.load import with_loras
 from ..frames import check_frames
 from ..module import MotionModule
@@ -67,8 +67,9 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
 
     unet: a diffusers UNet2DConditionModel (or ComfyUI's SD1.5 UNetModel), frozen here (requires_grad off; its
     weights are never changed).
-    encode_text: captions -> (b, n, d), or ((b, n, d), pooled (b, 1280)) for SDXL; frozen. encode_video: video (b, 3, f, H, W) in [-1, 1] + per-clip
-    generators -> latents (b, c, f, h, w), frozen; None trains in pixel space (a UNet with 3 input channels).
+    encode_text: captions -> (b, n, d), or ((b, n, d), pooled (b, 1280)) for SDXL; frozen.
+    encode_video: video (b, 3, f, H, W) in [-1, 1] + per-clip generators -> latents (b, c, f, h, w), frozen; None
+    trains in pixel space (a UNet with 3 input channels).
     dataset: `dataset[(clip index, seed)] -> (video (3, f, H, W), caption)` (data.ClipDataset).
     resume: continue from `out/resume.pt` when it exists. on_step: called after every step (progress, interrupt);
     an exception it raises stops the run after a resumable checkpoint of the last finished step is written."""
@@ -82,7 +83,11 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
     check_frames(config.frames, motion_module.config.pe_length)
     if len(dataset) == 0:
         raise DataError("the data set holds no clips")
-    accelerator = accelerator or Accelerator(mixed_precision=mixed_precision(config))
+    try:
+        accelerator = accelerator or Accelerator(mixed_precision=mixed_precision(config))
+    except ValueError as e:  # Accelerate holds one state per process
+        raise ConfigError(f"{e} Accelerate keeps one mixed-precision setting per process: train with the same "
+                          "setting as before in this process, or in a new one") from None
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     files = RunFiles(Path(out), lora=config.lora_rank is not None)
 
@@ -127,7 +132,8 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
             for micro in range(config.grad_accum):
                 video, captions = next(batches)  # this process's clips: (b, 3, f, H, W), b = config.batch
                 indices = global_indices(micro, rank, config, world)
-                generators = [torch.Generator().manual_seed(sample_seed(config.seed, step, i, "noise")) for i in indices]
+                generators = [torch.Generator().manual_seed(sample_seed(config.seed, step, i, "noise"))
+                              for i in indices]
                 captions = ["" if float(torch.rand((), generator=g)) < config.caption_dropout else c
                             for c, g in zip(captions, generators)]
                 with torch.no_grad():
@@ -137,9 +143,12 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                     text = text.to(device)
                     added = None if pooled is None else sdxl_conditions(pooled.to(device), config.size)
                     video = video.to(device)
-                    latents = video if encode_video is None else encode_video(
-                        video, [torch.Generator().manual_seed(sample_seed(config.seed, step, i, "vae")) for i in indices])
-                    latents = latents.contiguous()  # torch 2.13's CPU backward crashed on a strided (b, c, f, h, w) input
+                    if encode_video is None:
+                        latents = video
+                    else:
+                        latents = encode_video(video, [torch.Generator().manual_seed(
+                            sample_seed(config.seed, step, i, "vae")) for i in indices])
+                    latents = latents.contiguous()  # torch 2.13's CPU backward crashed on strided (b, c, f, h, w)
                 # DDP averages gradients over processes only on the last micro step; earlier ones accumulate locally
                 with accelerator.no_sync(model) if micro < config.grad_accum - 1 else contextlib.nullcontext():
                     loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added)
@@ -165,6 +174,7 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                 try:
                     on_step(step, loss_value)
                 except BaseException:  # interrupted (ComfyUI's cancel, Ctrl-C): keep the finished steps, resumable
+                    # (single-process use: other processes of a multi-process run are not told)
                     if saved != step:
                         checkpoint(step)
                     raise

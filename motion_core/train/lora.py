@@ -64,7 +64,8 @@ def lora_state_dict(module: MotionModule) -> dict[str, torch.Tensor]:
         attention, proj = _PROJECTION.match(name).groups()
         lora = linear.parametrizations.weight[0]
         for half in ("down", "up"):
-            out[f"{attention}.processor.{proj}_lora.{half}.weight"] = getattr(lora, half).detach().float().contiguous().cpu()
+            value = getattr(lora, half).detach().float().contiguous().cpu()
+            out[f"{attention}.processor.{proj}_lora.{half}.weight"] = value
     return out
 
 
