@@ -17,7 +17,8 @@ pytest.importorskip("diffusers", reason="diffusers provides the host UNet2DCondi
 
 from train_helpers import WordEncoder, compare_updates, record_first_grads, state, tiny_unet, write_clips  # noqa: E402
 
-from motion_core import describe, load_motion_module, save_motion_module  # noqa: E402
+from motion_core import convert_file, describe, load_motion_module, save_motion_module  # noqa: E402
+from motion_core.formats import from_original  # noqa: E402
 from motion_core.train import TrainConfig, new_motion_module, open_dataset, read_resume, train  # noqa: E402
 
 FAST = dict(frames=8, stride=1, size=16, lr=1e-3)
@@ -75,6 +76,12 @@ def test_loss_falls_base_stays_and_checkpoint_loads_strict(dataset, tmp_path):
                           "--json"], capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["params"] == trained.num_parameters()
     assert read_resume(tmp_path / "resume.pt")["step"] == 100
+    convert_file(tmp_path / "motion_module.safetensors", tmp_path / "adapter", layout="diffusers")
+    from diffusers import MotionAdapter
+    adapter = MotionAdapter.from_pretrained(str(tmp_path / "adapter"))  # diffusers reads the converted file
+    ours = from_original(trained.state_dict(), "diffusers")
+    assert len(ours) == len(adapter.state_dict())
+    assert all(torch.equal(v, ours[k]) for k, v in adapter.state_dict().items())
 
 
 def test_gradient_accumulation_equals_one_big_batch(dataset, tmp_path, monkeypatch):
