@@ -33,6 +33,15 @@ def test_scan_reads_every_kind_with_captions_and_names_what_it_skips(data):
     assert by_name["clip2"] == "a green disc moving right"  # captions.csv, frame folder
 
 
+def test_sidecar_captions_for_frame_folders(tmp_path):
+    write_clips(tmp_path, corrupt=False)
+    (tmp_path / "captions.csv").unlink()
+    (tmp_path / "clip2.txt").write_text("beside the folder\n")
+    (tmp_path / "clip5" / "caption.txt").write_text("inside the folder")
+    by_name = {c.path.name: c.caption for c in scan(tmp_path)}
+    assert (by_name["clip2"], by_name["clip5"], by_name["clip1.gif"]) == ("beside the folder", "inside the folder", "")
+
+
 def test_bad_folders_raise_data_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         scan(tmp_path / "nope")

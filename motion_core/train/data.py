@@ -78,6 +78,13 @@ def _captions(folder: Path) -> dict[str, str]:
     return {row["file"]: row["caption"] for row in rows}
 
 
+def _sidecar(path: Path) -> str:
+    """`clip.mp4` -> `clip.txt`; a frame folder `clip/` -> `clip.txt` beside it or `clip/caption.txt`; else ""."""
+    names = [path.with_suffix(".txt")] if path.is_file() else [path.parent / f"{path.name}.txt", path / "caption.txt"]
+    found = next((p for p in names if p.is_file()), None)
+    return found.read_text(encoding="utf-8").strip() if found else ""
+
+
 def scan(folder: str | Path) -> list[Clip]:
     """Every readable clip in `folder` (videos and frame folders, sorted by name); warns naming each skipped file."""
     folder = Path(folder)
@@ -92,9 +99,7 @@ def scan(folder: str | Path) -> list[Clip]:
         if count == 0:
             skipped.append(path.name)
             continue
-        sidecar = path.with_suffix(".txt") if path.is_file() else path / "caption.txt"
-        caption = table.get(path.name, sidecar.read_text(encoding="utf-8").strip() if sidecar.exists() else "")
-        clips.append(Clip(path, count, caption))
+        clips.append(Clip(path, count, table[path.name] if path.name in table else _sidecar(path)))
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable clip(s) in {folder}: {', '.join(skipped)}", stacklevel=2)
     if not clips:
