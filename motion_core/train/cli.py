@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     s.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
                    help="auto: bf16 (or fp16) on a GPU, none on a CPU")
-    s.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward: less memory, slower (x1.1-1.5 in bench/train.py)")
+    s.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in backward: less memory, slower (x1.1-1.5 in bench/train.py)")
     s.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding video (default 0)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt when it exists")
     s.set_defaults(run=run)
