@@ -70,3 +70,17 @@ def test_two_processes_batch_b_equal_one_process_batch_2b(tmp_path):
     print(f"2 processes x B vs 1 x 2B: max grad diff {grad_diff:.2e}, max weight diff {weight_diff:.2e} "
           f"(raw {raw:.2e}, {left_out} elements with |grad| <= 1e-6 left out), max update {moved:.2e}")
     assert grad_diff < 1e-6 and weight_diff < 1e-6 and moved > 5e-5
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only launch without ACCELERATE_USE_CPU")
+def test_a_launch_accelerate_does_not_see_fails_instead_of_training_n_times(tmp_path):
+    data = write_clips(tmp_path / "clips", corrupt=False)
+    env = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}
+    p = subprocess.run([*accelerate_launch(), "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                        "--num_cpu_threads_per_process", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                        "--main_process_port", str(free_port()), str(WORKER), "train", "--data", str(data),
+                        "--base", "fake", "--out", str(tmp_path / "out"), "--frames", "8", "--size", "16",
+                        "--steps", "1"], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode != 0 and "2 processes were launched but Accelerate sees 1" in p.stderr
+    assert "ACCELERATE_USE_CPU=true" in p.stderr and not (tmp_path / "out" / "resume.pt").exists()

@@ -12,6 +12,7 @@ and N processes x batch B, 1 process x batch N*B and grad_accum N x batch B make
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -89,6 +90,10 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
         raise ConfigError(f"{e} Accelerate keeps one mixed-precision setting per process: train with the same "
                           "setting as before in this process, or in a new one") from None
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != world:  # each process would train alone and all would write the same files
+        raise ConfigError(f"{launched} processes were launched but Accelerate sees {world}: on a machine without GPUs "
+                          "set ACCELERATE_USE_CPU=true for multi-process CPU training (gloo)")
     files = RunFiles(Path(out), lora=config.lora_rank is not None)
 
     # ---- model: the host frozen, the motion module (or only its MotionLoRA) trainable, in fp32 --------------------
