@@ -196,3 +196,12 @@ def test_latent_space_through_a_vae_and_an_sdxl_host(dataset, tmp_path):
     assert describe(tmp_path / "motion_module.safetensors")["family"] == "sdxl"
     assert any(p.any() for n, p in module.named_parameters() if ".proj_out." in n)
 
+
+
+def test_dataloader_workers_decode_the_same_clips(dataset, tmp_path):
+    results = []
+    for workers in (0, 2):
+        module = random_start()
+        run(TrainConfig(**FAST, steps=2, batch=2, num_workers=workers), dataset, tmp_path / str(workers), module=module)
+        results.append(state(module))
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
