@@ -34,6 +34,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/inject.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) build

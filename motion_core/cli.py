@@ -1,4 +1,4 @@
-"""`python -m motion_core <command>`: inspect, convert and create motion-module files.
+"""`python -m motion_core <command>`: inspect, convert and create motion-module files; train motion modules.
 
 Exit codes: 0 success, 1 unexpected failure (a bug: please report it), 2 bad input (the message says the fix).
 """
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_generate
     cli_generate.add_parser(sub)
     cli_generate.add_create_base_parser(sub)
+    from .train.cli import add_parser as add_train_parser  # light: argparse only; torch, accelerate load when it runs
+    add_train_parser(sub)
     return p
 
 

@@ -35,3 +35,11 @@ class FrameCountError(MotionCoreError, ValueError):
 
 class LoRAMismatchError(MotionCoreError):
     """A MotionLoRA does not fit the motion module it is merged into."""
+
+
+class DataError(MotionCoreError, ValueError):
+    """A training data set that cannot be used: a missing folder, no readable clips, clips too small."""
+
+
+class MissingDependencyError(MotionCoreError, ImportError):
+    """An optional dependency a feature needs is not installed; the message names the pip command."""

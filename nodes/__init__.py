@@ -7,6 +7,7 @@ from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
 from .prompts import PromptTravel
 from .sample import SampleFrames
 from .save import SaveAnimation
+from .train import TrainMotionModule
 
 NODE_CLASS_MAPPINGS = {
     "MC_LoadMotionModule": LoadMotionModule,
@@ -15,6 +16,7 @@ NODE_CLASS_MAPPINGS = {
     "MC_PromptTravel": PromptTravel,
     "MC_SampleFrames": SampleFrames,
     "MC_SaveAnimation": SaveAnimation,
+    "MC_TrainMotionModule": TrainMotionModule,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_LoadMotionModule": "Load Motion Module",
@@ -23,6 +25,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_PromptTravel": "Prompt Travel",
     "MC_SampleFrames": "Sample Frames",
     "MC_SaveAnimation": "Save Animation",
+    "MC_TrainMotionModule": "Train Motion Module",
 }
 
 bridge.register_model_folders()

@@ -104,6 +104,38 @@ def output_target(prefix: str, width: int, height: int) -> tuple[str, str, int, 
     return folder, base, counter, subfolder
 
 
+def model_folder(folder: str) -> str:
+    """The first (default) directory of a model folder, where new files go."""
+    import folder_paths
+    return folder_paths.get_folder_paths(folder)[0]
+
+
+def training_folder(name: str) -> str:
+    """Where a training run keeps its resume state and loss log: output/motion_core_train/<name> (not under
+    models/, whose file lists would show resume.pt)."""
+    import folder_paths
+    return os.path.join(folder_paths.get_output_directory(), "motion_core_train", name)
+
+
+def load_model(model) -> None:
+    """Have ComfyUI's memory management put the model on its device, fully loaded (training reads every weight)."""
+    import comfy.model_management
+    comfy.model_management.load_models_gpu([model], force_full_load=True)
+
+
+def training_callback(total: int):
+    """on_step for motion_core.train: ComfyUI's progress bar, and ComfyUI's interrupt (raises
+    InterruptProcessingException, after which the loop writes a resumable checkpoint)."""
+    import comfy.model_management
+    import comfy.utils
+    bar = comfy.utils.ProgressBar(total)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update_absolute(step, total)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+    return on_step
+
+
 def prompt_server():
     """ComfyUI's running PromptServer, or None outside ComfyUI (routes are then not registered)."""
     try:

@@ -1,0 +1,45 @@
+"""Train Motion Module inside a real ComfyUI (COMFYUI_PATH; skipped otherwise, or when ComfyUI's environment lacks
+the train extra): cancel from the UI mid-run leaves a resumable checkpoint, the resumed run equals a straight one,
+the files land in the model folders, the base model is untouched, MotionLoRA mode merges back."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_comfy_host import COMFYUI, comfy_python
+
+pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set to a ComfyUI checkout: the node pack "
+                                                    "tests need a real ComfyUI")
+
+
+@pytest.fixture(scope="module")
+def findings():
+    script = Path(__file__).with_name("comfy_train_check.py")
+    p = subprocess.run([comfy_python(), str(script), COMFYUI], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-4000:]
+    found = json.loads(p.stdout.strip().splitlines()[-1])
+    if "skipped" in found:
+        pytest.skip(found["skipped"])
+    return found
+
+
+def test_cancel_from_the_ui_leaves_a_resumable_checkpoint_and_resume_is_exact(findings):
+    assert findings["cancel_raised"] == "InterruptProcessingException"
+    assert findings["progress_at_cancel"] == [1, 2] and findings["step_at_cancel"] == 2
+    assert findings["resumed_equals_straight"]
+
+
+def test_the_saved_file_is_the_output_and_it_trained(findings):
+    assert findings["saved_equals_output"] and findings["trained"]
+    assert findings["output_injects"] == "ModelPatcher"
+
+
+def test_base_model_untouched(findings):
+    assert findings["base_unchanged"] and findings["layers_left_in_base"] == 0
+
+
+def test_motion_lora_mode(findings):
+    assert findings["lora_file"] == "motion-lora"
+    assert findings["lora_output_equals_loader_merge"] and findings["lora_changed_module"]
