@@ -16,6 +16,7 @@ from torch import nn
 
 from .config import MotionModuleConfig
 from .errors import FrameCountError
+from .guards import too_many_frames
 
 # Largest (batch x heads) handed to one SDPA call: bounds the (f x f) score tensors held at once and stays under
 # CUDA's 65535 grid limit that peers hit at large batch x resolution.
@@ -60,9 +61,7 @@ class VersatileAttention(nn.Module):
         # x: (n, f, c) with n = b*h*w sequences of f frames
         frames, pe = x.shape[1], self.pos_encoder.pe
         if frames > pe.shape[1]:
-            raise FrameCountError(
-                f"this motion module holds {pe.shape[1]} frames; got {frames}: use context windows of at most "
-                f"{pe.shape[1]} frames for longer clips")
+            raise FrameCountError(too_many_frames(frames, pe.shape[1]))
         x = x + pe[:, :frames].to(x.dtype)
         q, k, v = (rearrange(t, "n f (h d) -> n h f d", h=self.heads) for t in (self.to_q(x), self.to_k(x), self.to_v(x)))
         if scale != 1.0:
