@@ -1,0 +1,10 @@
+"""The embedded demo: a tiny procedural world (shapes, colours, motions, styles) small enough to train on a CPU.
+
+`world` renders scenes and writes datasets; it needs numpy and PIL only (importing this package imports no torch).
+"""
+
+from .world import (BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SIZES, STYLES, Scene, caption, render, render_clip,
+                    sample_scenes, vocabulary, write_dataset)
+
+__all__ = ["BACKGROUNDS", "COLOURS", "MOTIONS", "SHAPES", "SIZES", "STYLES", "Scene", "caption", "render",
+           "render_clip", "sample_scenes", "vocabulary", "write_dataset"]
