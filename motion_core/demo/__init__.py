@@ -1,0 +1,11 @@
+"""The embedded demo: a tiny procedural world (shapes, colours, motions, styles) small enough to train on a CPU.
+
+`world` renders scenes and writes datasets with numpy, PIL and einops only (no torch in its code; importing it
+still runs motion_core/__init__, which imports torch).
+"""
+
+from .world import (BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SIZES, STYLES, Scene, caption, render, render_clip,
+                    sample_scenes, vocabulary, write_dataset)
+
+__all__ = ["BACKGROUNDS", "COLOURS", "MOTIONS", "SHAPES", "SIZES", "STYLES", "Scene", "caption", "render",
+           "render_clip", "sample_scenes", "vocabulary", "write_dataset"]
