@@ -1,6 +1,6 @@
 """motion_core vs ComfyUI-AnimateDiff-Evolved (the baseline) in the same ComfyUI: same checkpoint, same motion
 module (mm_sd_v15_v2.ckpt), 16 frames at 64x64 px, stock KSampler, same seed. Each pack runs in its own fresh server
-(so each peak RSS is its own). Prints seconds per sampling step, peak server RSS, ratios ours / theirs, and the max
+(so each peak RSS is its own), in ABBA order over --rounds servers per pack. Prints seconds per sampling step, peak server RSS, ratios ours / theirs, and the max
 difference between the two packs' output latents.
 
     COMFYUI_PATH=... ADE_PATH=/path/to/ComfyUI-AnimateDiff-Evolved python bench/comfy_vs_ade.py [--steps 4]
@@ -96,17 +96,25 @@ def run_pack(pack: str, base: Path, comfy: Path, python: str, steps: int, repeat
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=2, help="servers per pack, in ABBA order (ours, theirs, theirs, "
+                                                         "ours, ...) so a drift of the machine cancels out")
     args = p.parse_args()
     comfy, ade = Path(os.environ["COMFYUI_PATH"]), Path(os.environ["ADE_PATH"])
     python = os.environ.get("COMFYUI_PYTHON") or str(comfy / ".venv" / "bin" / "python")
     shared = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
     subprocess.run([python, str(ROOT / "tests" / "comfy_workspace.py"), str(comfy), str(shared)], check=True)
-    rows = {}
-    for pack, node_path in (("ours", ROOT), ("ade", ade)):
-        rows[pack] = run_pack(pack, base_for(pack, shared, node_path.resolve()), comfy, python, args.steps)
+    runs: dict[str, list] = {"ours": [], "ade": []}
+    order = []
+    for r in range(args.rounds):
+        order += [("ours", ROOT), ("ade", ade)] if r % 2 == 0 else [("ade", ade), ("ours", ROOT)]
+    for pack, node_path in order:
+        runs[pack].append(run_pack(pack, base_for(pack, shared, node_path.resolve()), comfy, python, args.steps))
+        print(f"  {pack}: {runs[pack][-1][0]:.3f} s/step", flush=True)
+    rows = {pack: (statistics.median(r[0] for r in rs), max(r[1] for r in rs), rs[-1][2]) for pack, rs in runs.items()}
     gb = 1024 ** 3
     print(f"16 frames at 64x64 px, SD1.5 + mm_sd_v15_v2 (random full-size weights), euler, CPU fp32, fresh server "
-          f"per pack; seconds per step from the medians of 3 runs of 2 and of {2 + args.steps} steps")
+          f"per pack, {args.rounds} servers per pack in ABBA order; seconds per step from the medians of 3 runs of 2 "
+          f"and of {2 + args.steps} steps per server, median over servers; peak RSS the highest")
     print(f"{'':34}{'s / step':>10}{'peak RSS GiB':>14}")
     for pack, name in (("ours", "motion_core"), ("ade", "AnimateDiff-Evolved (baseline)")):
         print(f"{name:34}{rows[pack][0]:10.3f}{rows[pack][1] / gb:14.2f}")

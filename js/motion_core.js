@@ -4,6 +4,7 @@
 // callbacks it documents are used; every element is styled inline (no global CSS).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { gifWorkflow } from "./lib/gif.js";
 import { checkQuery, widgetValue, windowsQuery } from "./lib/graph.js";
 import { drawWindows } from "./lib/svg.js";
 import { layoutWindows, summary } from "./lib/windows_view.js";
@@ -166,8 +167,28 @@ const refreshAll = debounce(() => {
   for (const node of app.graph?._nodes ?? []) node.mcRefresh?.();
 }, 250);
 
+// ComfyUI's front end reads workflows from dropped PNG, WebP, ... but not GIF. Save Animation writes the workflow
+// into the GIF's comment: a GIF dropped on the canvas (not onto a node: Load Image keeps those) loads it.
+function onDrop(event) {
+  const file = event.dataTransfer?.files?.[0];
+  if (!file || !(file.type === "image/gif" || /\.gif$/i.test(file.name))) return;
+  const pos = app.canvas?.convertEventToCanvasOffset?.(event);
+  if (pos && app.graph?.getNodeOnPos?.(pos[0], pos[1])) return;
+  event.preventDefault();
+  event.stopImmediatePropagation();
+  file.arrayBuffer().then((buffer) => {
+    const workflow = gifWorkflow(new Uint8Array(buffer));
+    if (workflow) return app.loadGraphData(workflow, true, true, file.name.replace(/\.gif$/i, ""));
+    app.extensionManager?.toast?.add?.({ severity: "warn", summary: "motion_core",
+                                         detail: `${file.name} holds no workflow`, life: 5000 });
+  }).catch((e) => console.warn("motion_core: reading a dropped GIF", e));
+}
+
 app.registerExtension({
   name: "motion_core.ui",
+  setup() {
+    window.addEventListener("drop", onDrop, { capture: true });
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name === "MC_SampleFrames") addSampleFramesView(nodeType);
     if (nodeData.name === "MC_InjectMotionModule") addInjectGuard(nodeType);

@@ -96,6 +96,8 @@ def test_ui_diagram_warnings_and_animated_preview(server):
         assert preview["caption"] == f"16 frames · 8 fps · {format.upper()}"
         assert any(m["loaded"] for m in preview["media"]) and preview["moving"], (format, preview)
     assert {f.rsplit(".", 1)[1] for f in findings["history_media"]} == {"webp", "gif", "mp4"}
+    ui = json.loads((ROOT / "workflows" / "text_to_animation.json").read_text())  # what was queued, as a GIF
+    assert findings["gif_drop"] == {"types": sorted(n["type"] for n in ui["nodes"]), "format": "gif"}
     # ComfyUI's own front end logs errors on a fresh profile (404s for user.css and userdata, the release check
     # without internet, a settings TypeError): the baseline session, with the pack's scripts answered by empty
     # modules, logs them too. The real session may log nothing more (the browser's favicon request aside).
@@ -106,4 +108,4 @@ def test_ui_diagram_warnings_and_animated_preview(server):
     extra = [e for e in extra if not e.endswith("/favicon.ico")]
     assert extra == [], extra
     assert not any("motion_core" in e for e in findings["console_errors"])
-    assert len(findings["screenshots"]) == 7
+    assert len(findings["screenshots"]) == 8

@@ -133,6 +133,22 @@ try {
     const b = await page.screenshot({ clip });
     findings.previews[format].moving = !a.equals(b);
   }
+  // Sharing: the GIF dropped back onto an empty canvas restores the workflow that made it.
+  findings.gif_drop = await page.evaluate(async (name) => {
+    const blob = await (await fetch(`/view?filename=${encodeURIComponent(name)}&subfolder=motion_core&type=output`)).blob();
+    app.graph.clear();
+    const data = new DataTransfer();
+    data.items.add(new File([blob], name, { type: "image/gif" }));
+    const box = app.canvas.canvas.getBoundingClientRect();
+    app.canvas.canvas.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true,
+                                                            clientX: box.left + 10, clientY: box.bottom - 10 }));
+    for (let i = 0; i < 100 && app.graph._nodes.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    const save = app.graph._nodes.find((n) => n.type === "MC_SaveAnimation");
+    return { types: app.graph._nodes.map((n) => n.type).sort(),
+             format: save?.widgets.find((w) => w.name === "format")?.value };
+  }, findings.previews.gif.animation.filename);
+  await shot("6_gif_dropped_back");
+
   // The queue's output history shows the same files.
   await page.evaluate(() => document.querySelector("button.queue-tab-button, [aria-label*='Queue' i], .side-bar-button:has(.pi-history)")?.click());
   await page.waitForTimeout(2500);
