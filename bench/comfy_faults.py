@@ -85,7 +85,8 @@ def main() -> None:
         inside.update(faults=0, calls=0)
         per_step = faults_per_step(m, positive, negative, args.steps + 1)
         print(f"{name:28} minor faults per step: median {statistics.median(per_step):,.0f} {per_step}")
-    print(f"inside our MotionLayer calls: {inside['faults'] / (args.steps + 1):,.0f} per step over {inside['calls']} calls")
+    per_step = inside["faults"] / (args.steps + 1)
+    print(f"inside our MotionLayer calls: {per_step:,.0f} per step over {inside['calls']} calls")
 
 
 if __name__ == "__main__":
