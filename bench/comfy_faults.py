@@ -11,7 +11,6 @@ touched for the first time; many per step mean temporaries handed back to the OS
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -33,18 +32,12 @@ import comfy.sample  # noqa: E402
 import folder_paths  # noqa: E402
 import nodes  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from pack_import import load_pack  # noqa: E402
+
 
 def minor_faults() -> int:
     return int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[7])
-
-
-def load_pack():
-    spec = importlib.util.spec_from_file_location("motion_core_pack", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = pack
-    spec.loader.exec_module(pack)
-    return pack
 
 
 def faults_per_step(model, positive, negative, steps: int) -> list[int]:

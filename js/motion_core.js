@@ -114,7 +114,7 @@ function addInjectGuard(nodeType) {
     this.mcRefresh();
   });
   chain(nodeType.prototype, "onConfigure", function () { this.mcRefresh?.(); });
-  chain(nodeType.prototype, "onConnectionsChange", function () { this.mcRefresh?.(); });
+  // connection changes: refreshAll (registered for this node type below) refreshes this node and those downstream
 }
 
 // ComfyUI previews a WebP as an animated image and an MP4 as a <video> (with controls, paused): start the video,

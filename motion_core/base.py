@@ -130,6 +130,16 @@ def _load_folder(path: Path, dtype: torch.dtype) -> BaseModel:
                      scheduler_config=scheduler_config, **extra)
 
 
+def family_from_keys(keys) -> str | None:
+    """SD1.5 or SDXL from an image model's key names (a full checkpoint or a bare UNet); None when neither."""
+    keys = list(keys)
+    if any(k.endswith("label_emb.0.0.weight") or k.startswith("conditioner.embedders.1") for k in keys):
+        return "sdxl"
+    if any(".input_blocks.11." in k or k.startswith("input_blocks.11.") for k in keys):
+        return "sd15"
+    return None
+
+
 def _sniff_family(path: Path) -> str:
     from safetensors import safe_open
 
@@ -139,10 +149,9 @@ def _sniff_family(path: Path) -> str:
             keys = list(f.keys())
     else:  # a pickle: read here first with weights_only, so a file that would run code is refused before diffusers
         keys = list(read_checkpoint(path).state_dict)
-    if any(k.startswith("conditioner.embedders.1") for k in keys):
-        return "sdxl"
-    if any(k.startswith("model.diffusion_model.") for k in keys):
-        return "sd15"
+    family = family_from_keys(keys)
+    if family is not None:
+        return family
     raise ConfigError(f"{path} is not a single-file SD1.5 or SDXL checkpoint (no model.diffusion_model.* keys); "
                       "a motion module goes to --motion-module, an image model to --model")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Mapping
 
+from ..motion_core.base import family_from_keys
 from ..motion_core.context import SCHEDULES, ContextOptions, windows
 from ..motion_core.errors import MotionCoreError
 from ..motion_core.guards import graph_warnings
@@ -93,16 +94,6 @@ def check_payload(query: Mapping[str, str], describe_module: Callable[[str], dic
     warnings += graph_warnings(frames=frames, context_length=context_length, module=module, model_family=family)
     brief = module and {k: module[k] for k in ("family", "version", "pe_length")}
     return 200, {"warnings": warnings, "module": brief, "model_family": family}
-
-
-def family_from_keys(keys) -> str | None:
-    """SD1.5 or SDXL from a UNet checkpoint's key names (full checkpoint or bare UNet); None when unsure."""
-    keys = list(keys)
-    if any(k.endswith("label_emb.0.0.weight") or k.startswith("conditioner.embedders.1") for k in keys):
-        return "sdxl"
-    if any(".input_blocks.11." in k or k.startswith("input_blocks.11.") for k in keys):
-        return "sd15"
-    return None
 
 
 _CACHE: dict[tuple, object] = {}

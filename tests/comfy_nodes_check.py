@@ -3,7 +3,6 @@ tiny SD1.5-layout ComfyUI model (ModelPatcher + BaseModel with the original tiny
 core's KSampler and through Sample Frames. Prints one JSON object of findings."""
 
 import hashlib
-import importlib.util
 import json
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import comfy.supported_models  # noqa: E402
 import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
+from pack_import import load_pack  # noqa: E402,F401  (comfy_train_check imports it from here too)
 
 FIXTURES = ROOT / "tests" / "fixtures"
 UNET = {"image_size": 16, "out_channels": 4, "use_spatial_transformer": True, "legacy": False, "in_channels": 4,
@@ -33,15 +33,6 @@ UNET = {"image_size": 16, "out_channels": 4, "use_spatial_transformer": True, "l
         "context_dim": 32, "num_heads": 2, "num_head_channels": -1, "adm_in_channels": None,
         "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_temporal_attention": False,
         "use_temporal_resblock": False, "dtype": torch.float32}
-
-
-def load_pack():
-    spec = importlib.util.spec_from_file_location("motion_core_pack", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = pack
-    spec.loader.exec_module(pack)
-    return pack
 
 
 def tiny_model():

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from comfy_server import ComfyServer
-from test_comfy_host import COMFYUI, comfy_python
+from test_comfy_host import COMFYUI, build_workspace, comfy_python
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER = ROOT / "tests" / "browser"
@@ -40,10 +40,7 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=f"browser test: {
 @pytest.fixture(scope="module")
 def server():
     from motion_core import MotionModule, MotionModuleConfig, save_motion_module
-    base = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
-    build = subprocess.run([comfy_python(), str(ROOT / "tests" / "comfy_workspace.py"), COMFYUI, str(base)],
-                           capture_output=True, text=True, timeout=1800)
-    assert build.returncode == 0, build.stderr[-3000:]
+    base = build_workspace()
     torch.manual_seed(0)  # a tiny SDXL-family module: the wrong family for the SD1.5 checkpoint
     save_motion_module(MotionModule(MotionModuleConfig(family="sdxl", version="sdxl-beta", channels=(32, 64, 64),
                                                        heads=2)),

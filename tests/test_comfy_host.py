@@ -22,11 +22,25 @@ def comfy_python() -> str:
     return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
 
 
+def run_check(script: str, timeout: float = 900) -> dict:
+    """Run tests/<script> in ComfyUI's interpreter; its last stdout line is a JSON object of findings."""
+    p = subprocess.run([comfy_python(), str(Path(__file__).with_name(script)), COMFYUI], capture_output=True,
+                       text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr[-4000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def build_workspace() -> Path:
+    """The ComfyUI base directory with random full-size models (tests/comfy_workspace.py; reused once built)."""
+    base = Path(os.environ.get("MOTION_CORE_COMFY_BASE", Path(__file__).resolve().parents[1] / "build" / "comfy_base"))
+    build = subprocess.run([comfy_python(), str(Path(__file__).with_name("comfy_workspace.py")), COMFYUI, str(base)],
+                           capture_output=True, text=True, timeout=1800)
+    assert build.returncode == 0, build.stderr[-3000:]
+    return base
+
+
 def test_comfy_unet_patched_reproduces_the_original():
-    script = Path(__file__).with_name("comfy_unet_check.py")
-    p = subprocess.run([comfy_python(), str(script), COMFYUI], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    results = json.loads(p.stdout.strip().splitlines()[-1])
+    results = run_check("comfy_unet_check.py", timeout=600)
     no_middle = results.pop("no_middle_block")
     assert no_middle["v3_inserted"] == 20 and "has no middle block" in no_middle["v2_error"]
     assert set(results) == {"v1", "v2", "v3"}

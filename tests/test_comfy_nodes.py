@@ -1,13 +1,10 @@
 """The node pack inside a real ComfyUI (COMFYUI_PATH; skipped otherwise): loaded as ComfyUI loads packs, run on a
 tiny SD1.5-layout ComfyUI model through core's KSampler and through Sample Frames."""
 
-import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from test_comfy_host import COMFYUI, comfy_python
+from test_comfy_host import COMFYUI, run_check
 
 pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set to a ComfyUI checkout: the node pack "
                                                     "tests need a real ComfyUI")
@@ -15,10 +12,7 @@ pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set to 
 
 @pytest.fixture(scope="module")
 def findings():
-    script = Path(__file__).with_name("comfy_nodes_check.py")
-    p = subprocess.run([comfy_python(), str(script), COMFYUI], capture_output=True, text=True, timeout=900)
-    assert p.returncode == 0, p.stderr[-4000:]
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return run_check("comfy_nodes_check.py")
 
 
 def test_every_node_registers(findings):

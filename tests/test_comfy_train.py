@@ -2,13 +2,10 @@
 the train extra): cancel from the UI mid-run leaves a resumable checkpoint, the resumed run equals a straight one,
 the files land in the model folders, the base model is untouched, MotionLoRA mode merges back."""
 
-import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from test_comfy_host import COMFYUI, comfy_python
+from test_comfy_host import COMFYUI, run_check
 
 pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set to a ComfyUI checkout: the node pack "
                                                     "tests need a real ComfyUI")
@@ -16,10 +13,7 @@ pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set to 
 
 @pytest.fixture(scope="module")
 def findings():
-    script = Path(__file__).with_name("comfy_train_check.py")
-    p = subprocess.run([comfy_python(), str(script), COMFYUI], capture_output=True, text=True, timeout=900)
-    assert p.returncode == 0, p.stderr[-4000:]
-    found = json.loads(p.stdout.strip().splitlines()[-1])
+    found = run_check("comfy_train_check.py")
     if "skipped" in found:
         pytest.skip(found["skipped"])
     return found

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from comfy_server import ComfyServer
-from test_comfy_host import COMFYUI, comfy_python
+from test_comfy_host import COMFYUI, build_workspace, comfy_python
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted(p for p in (ROOT / "workflows").glob("*.api.json"))
@@ -48,10 +48,7 @@ PLAIN = {  # the base model alone, before and after the animations: it must not 
 
 @pytest.fixture(scope="module")
 def server():
-    base = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
-    build = subprocess.run([comfy_python(), str(ROOT / "tests" / "comfy_workspace.py"), COMFYUI, str(base)],
-                           capture_output=True, text=True, timeout=1800)
-    assert build.returncode == 0, build.stderr[-3000:]
+    base = build_workspace()
     shutil.rmtree(base / "output", ignore_errors=True)
     (base / "output").mkdir()
     s = ComfyServer(Path(COMFYUI), base, comfy_python()).start()

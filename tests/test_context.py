@@ -1,14 +1,12 @@
 """Context windows, fusing and FreeNoise."""
 
-import json
-import subprocess
 
 import pytest
 import torch
 
 from motion_core import ConfigError
 from motion_core.context import ContextOptions, freenoise, fuse_weights, sample_windows, windows
-from test_comfy_host import COMFYUI, comfy_python
+from test_comfy_host import COMFYUI, run_check
 
 
 def test_static_48_frames_16_overlap_4():
@@ -90,11 +88,7 @@ def test_bad_frame_counts_are_refused(frames):
 
 @pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set: the parity check with ComfyUI core's windows needs it")
 def test_same_windows_as_comfyui_core():
-    from pathlib import Path
-    script = Path(__file__).with_name("comfy_context_check.py")
-    p = subprocess.run([comfy_python(), str(script), COMFYUI], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    result = json.loads(p.stdout.strip().splitlines()[-1])
+    result = run_check("comfy_context_check.py", timeout=300)
     assert result["compared"] > 6000 and result["mismatches"] == [], result
     # where ComfyUI core's uniform schedule emits frames past the clip's end (strided windows longer than the
     # clip), ours differs on purpose: the script checks ours stays valid there, and reports how often that is

@@ -1,11 +1,11 @@
 """Without ComfyUI: every node class imports, its schema is well formed, and it explains itself."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from pack_import import load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = {"MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOAT", "STRING", "BOOLEAN",
@@ -14,12 +14,7 @@ TYPES = {"MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOA
 
 @pytest.fixture(scope="module")
 def pack():
-    spec = importlib.util.spec_from_file_location("motion_core_pack_schema", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_pack("motion_core_pack_schema")
 
 
 def test_node_ids_are_prefixed_and_named(pack):

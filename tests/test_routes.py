@@ -1,24 +1,17 @@
 """The web extension's routes, as pure payload functions (no ComfyUI): windows from motion_core.context, warnings
 in the same words as the runtime errors, HTTP 400 with a message for every bad parameter."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
 from motion_core.context import ContextOptions, windows
-
-ROOT = Path(__file__).resolve().parents[1]
+from pack_import import load_pack
 
 
 @pytest.fixture(scope="module")
 def routes():
-    spec = importlib.util.spec_from_file_location("motion_core_pack_routes", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    load_pack("motion_core_pack_routes")
     return sys.modules["motion_core_pack_routes.nodes.routes"]
 
 
