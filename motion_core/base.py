@@ -1,7 +1,8 @@
 """The image model a motion module animates: UNet, VAE, text encoder(s) and tokenizer(s) from diffusers.
 
 `load_base(path)` reads a diffusers folder (`model_index.json` with `unet/`, `vae/`, `text_encoder/`, `tokenizer/`,
-and for SDXL `text_encoder_2/`, `tokenizer_2/`) or a single-file SD1.5 / SDXL checkpoint (`.safetensors` / `.ckpt`)
+and for SDXL `text_encoder_2/`, `tokenizer_2/`; a folder without `vae/` is a pixel-space model, like the embedded
+demo's) or a single-file SD1.5 / SDXL checkpoint (`.safetensors` / `.ckpt`)
 through diffusers' single-file loading. A single file holds weights only: the components' configs and the CLIP
 tokenizer come from `config=` (a diffusers folder of the same family, weights not needed) or, failing that, from the
 Hugging Face cache, offline. diffusers and transformers are imported only here, and only when called.
@@ -25,7 +26,8 @@ HUB_CONFIGS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
 @dataclass
 class BaseModel:
     unet: Any  # diffusers UNet2DConditionModel
-    vae: Any  # diffusers AutoencoderKL (or any module with .encode / .decode and config.scaling_factor)
+    vae: Any  # diffusers AutoencoderKL (or any module with .encode / .decode and config.scaling_factor); None: the
+    # UNet works in pixel space (3 channels, [-1, 1]), as the embedded demo's tiny models do
     text_encoder: Any  # transformers CLIPTextModel: token ids (b, 77) -> hidden states (b, 77, d)
     tokenizer: Any  # transformers CLIPTokenizer
     family: str  # "sd15" or "sdxl"
@@ -41,6 +43,11 @@ class BaseModel:
     @property
     def device(self) -> torch.device:
         return self.unet.device
+
+    @property
+    def scale_factor(self) -> int:
+        """Pixels per latent pixel: 8 for SD's VAE (2 ** (levels - 1)), 1 for a pixel-space model (no VAE)."""
+        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, dict | None]:
@@ -113,7 +120,8 @@ def _load_folder(path: Path, dtype: torch.dtype) -> BaseModel:
                           "saved by diffusers' save_pretrained, or a single-file checkpoint")
     unet = diffusers.UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
     family = family_of(unet)
-    vae = diffusers.AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
+    vae = diffusers.AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype) \
+        if (path / "vae").is_dir() else None  # pixel space
     text_encoder = transformers.CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype)
     tokenizer = transformers.CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
     extra = {}

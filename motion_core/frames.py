@@ -44,7 +44,10 @@ def check_frames(frames: int, pe_length: int) -> None:
 
 def apply_temporal(module: VanillaTemporalModule, x: torch.Tensor, frames: int, scale: float = 1.0,
                    strength: float = 1.0) -> torch.Tensor:
-    """x: ((b f), c, h, w) -> x plus `strength` times the module's residual (strength 1 = the original module)."""
+    """x: ((b f), c, h, w) -> x plus `strength` times the module's residual (strength 1 = the original module;
+    strength 0 = the image model alone, each frame on its own, without computing the residual)."""
+    if strength == 0:
+        return x
     if x.shape[0] % frames:
         raise FrameCountError(f"a batch of {x.shape[0]} images is not a whole number of {frames}-frame clips")
     delta = module.residual(x, frames, scale)

@@ -1,7 +1,7 @@
 """Standalone text-to-animation over diffusers components: `generate(base, motion_module, prompt, ...)`.
 
 The loop is the original AnimateDiff pipeline's (and diffusers' AnimateDiffPipeline's): Gaussian latents
-(1, 4, f, h/8, w/8) from a CPU generator seeded with `seed`, classifier-free guidance over a [negative, positive]
+(1, 4, f, h/8, w/8) (pixel-space models without a VAE: (1, 3, f, h, w)) from a CPU generator seeded with `seed`, classifier-free guidance over a [negative, positive]
 batch, the scheduler's step on the whole clip, VAE decoding at the end. On top of it:
   - clips longer than a context window are denoised window by window and fused (`motion_core.context`);
   - per-frame prompts ("0: ..." / "32: ...") interpolate the keyframes' text embeddings;
@@ -142,7 +142,7 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
     noise: "default" (independent per frame) or "freenoise" (windows start from shuffled, repeated noise).
     init_video: (f, h, w, 3) frames (uint8, or float in [0, 1]) or a video file: video-to-video; `strength` is the
       fraction of the schedule run (1 = ignore the video's content).
-    latents: the initial noise (1, 4, frames, height/8, width/8) instead of drawing it from `seed`.
+    latents: the initial noise (1, 4, frames, height/8, width/8) (no VAE: (1, 3, frames, height, width)) instead of drawing it from `seed`.
     callback: called after every step with {"i", "t", "x" (latents), "steps"} (k-diffusion style).
     """
     _check(frames, steps, guidance, width, height, strength, noise, decode_chunk)
@@ -163,7 +163,8 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
         if len(timesteps) == 0:
             raise ConfigError(f"strength={strength} with steps={steps} leaves no step to run: raise either")
     generator = torch.Generator("cpu").manual_seed(seed)
-    shape = (1, base.unet.config.in_channels, frames, height // 8, width // 8)
+    factor = getattr(base, "scale_factor", 8)
+    shape = (1, base.unet.config.in_channels, frames, height // factor, width // factor)
     if latents is None:
         latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)  # as diffusers draws it
     elif tuple(latents.shape) != shape:
@@ -231,7 +232,10 @@ def _denoise(model, sched, latents, timesteps, text: _Text, guidance, context, p
 
 
 def decode(vae, latents: torch.Tensor, chunk: int = 8, progress: bool = False) -> torch.Tensor:
-    """(1, 4, f, h, w) latents -> (f, 8h, 8w, 3) float32 in [0, 1], decoding `chunk` frames at a time."""
+    """(1, 4, f, h, w) latents -> (f, 8h, 8w, 3) float32 in [0, 1], decoding `chunk` frames at a time; without a
+    VAE (pixel space) the latents are the frames in [-1, 1]."""
+    if vae is None:
+        return rearrange((latents / 2 + 0.5).clamp(0, 1), "b c f h w -> (b f) h w c").float().cpu()
     z = rearrange(latents, "b c f h w -> (b f) c h w") / vae.config.scaling_factor
     out = []
     for start in tqdm(range(0, z.shape[0], chunk), desc="decoding", unit="chunk", disable=not progress, leave=False):
@@ -252,6 +256,8 @@ def encode_video(vae, video, frames: int, width: int, height: int, chunk: int = 
         raise ConfigError(f"the init video has {images.shape[0]} frames but {frames} were asked for: lower frames "
                           f"to {images.shape[0]} or use a longer video")
     images = fit_frames(images[:frames, ..., :3], width, height)  # (f, 3, h, w) float in [0, 1]
+    if vae is None:  # pixel space
+        return rearrange(images * 2 - 1, "(b f) c h w -> b c f h w", b=1)
     param = next(vae.parameters())
     x = (images * 2 - 1).to(param.device, param.dtype)
     latents = torch.cat([vae.encode(x[s:s + chunk]).latent_dist.mean for s in range(0, frames, chunk)])
