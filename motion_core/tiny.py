@@ -45,28 +45,47 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(keep, map(chr, chars)))
 
 
-def write_tokenizer(folder: Path, words: list[str] = ()) -> int:
+def write_tokenizer(folder: Path, words: list[str] = (), max_length: int = 77) -> int:
     """A CLIPTokenizer folder: every byte (alone and word-final), one merge chain per word in `words` (so each is
-    one token), and CLIP's start / end tokens. Returns the vocabulary size."""
+    one token), and CLIP's start / end tokens; prompts pad / truncate to `max_length` tokens. Returns the
+    vocabulary size."""
     alphabet = list(bytes_to_unicode().values())
     vocab = alphabet + [c + "</w>" for c in alphabet]
-    merges = []
-    for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(pieces) > 1:
-            merges.append(f"{pieces[0]} {pieces[1]}")
-            pieces = [pieces[0] + pieces[1]] + pieces[2:]
-            if pieces[0] not in vocab:
-                vocab.append(pieces[0])
+    merges: dict[str, None] = {}
+    for _ in range(8):  # one word's merges can pre-empt another's ("r i" of "right" splits "triangle"): add the
+        stuck = False   # merge each word still needs where BPE gets stuck, until every word is one token
+        for word in words:
+            pieces = _bpe(word, merges)
+            while len(pieces) > 1:
+                merges[f"{pieces[0]} {pieces[1]}"] = None
+                pieces = [pieces[0] + pieces[1]] + pieces[2:]
+                stuck = True
+                vocab += [] if pieces[0] in vocab else [pieces[0]]
+        if not stuck:
+            break
+    merges = list(merges)
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in dict.fromkeys(merges)))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in merges))
     (folder / "tokenizer_config.json").write_text(json.dumps(
-        {"model_max_length": 77, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+        {"model_max_length": max_length, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
          "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "do_lower_case": True,
          "tokenizer_class": "CLIPTokenizer"}))
     return len(vocab)
+
+
+def _bpe(word: str, merges: dict) -> list[str]:
+    """CLIP's byte-pair encoding of one word with `merges` (in rank order)."""
+    rank = {m: i for i, m in enumerate(merges)}
+    pieces = list(word[:-1]) + [word[-1] + "</w>"]
+    while len(pieces) > 1:
+        pairs = [(rank.get(f"{a} {b}", len(rank)), i) for i, (a, b) in enumerate(zip(pieces, pieces[1:]))]
+        best, i = min(pairs)
+        if best == len(rank):
+            break
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
+    return pieces
 
 
 def build_tiny_base(folder: str | Path, family: str = "sd15", *, seed: int = 0, words: list[str] = ()) -> Path:
