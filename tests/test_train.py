@@ -205,3 +205,38 @@ def test_dataloader_workers_decode_the_same_clips(dataset, tmp_path):
         run(TrainConfig(**FAST, steps=2, batch=2, num_workers=workers), dataset, tmp_path / str(workers), module=module)
         results.append(state(module))
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_timestep_bias_draws_noisier_timesteps_and_uniform_stays_as_before():
+    from motion_core.train.loop import draw_timestep
+    uniform = [int(draw_timestep(torch.Generator().manual_seed(s), 1000)) for s in range(2000)]
+    assert uniform[:50] == [int(torch.randint(0, 1000, (1,), generator=torch.Generator().manual_seed(s)))
+                            for s in range(50)]  # bias 1 is the randint draw runs were made with
+    biased = [int(draw_timestep(torch.Generator().manual_seed(s), 1000, 3.0)) for s in range(2000)]
+    assert min(biased) >= 0 and max(biased) <= 999
+    share = sum(t >= 700 for t in biased) / len(biased)  # P(t >= 700) = 0.3 ** (1 / 3) = 0.67 for bias 3
+    assert abs(share - 0.3 ** (1 / 3)) < 0.04, share
+    assert abs(sum(t >= 700 for t in uniform) / len(uniform) - 0.3) < 0.04
+    with pytest.raises(Exception, match="timestep_bias=0.5 must be at least 1"):
+        TrainConfig(timestep_bias=0.5)
+
+
+def test_cli_passes_timestep_bias_and_no_flip(monkeypatch, tmp_path):
+    import motion_core.train.cli as cli
+    seen = {}
+
+    def stop(folder, config):
+        seen["config"] = config
+        raise SystemExit(0)
+    monkeypatch.setattr("motion_core.train.data.open_dataset", stop)
+    from motion_core.cli import build_parser
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--base", str(tmp_path), "--out",
+                                      str(tmp_path), "--timestep-bias", "2.5", "--no-flip"])
+    with pytest.raises(SystemExit):
+        cli.run(args)
+    assert seen["config"].timestep_bias == 2.5 and seen["config"].flip is False
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--base", str(tmp_path), "--out",
+                                      str(tmp_path)])
+    with pytest.raises(SystemExit):
+        cli.run(args)
+    assert seen["config"].timestep_bias == 1.0 and seen["config"].flip is True

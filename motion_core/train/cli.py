@@ -33,10 +33,16 @@ def add_parser(sub) -> None:
     s.add_argument("--frames", type=int, default=16, help="frames per training clip (default 16)")
     s.add_argument("--stride", type=int, default=4, help="take every STRIDE-th frame (default 4)")
     s.add_argument("--size", type=int, default=256, help="square training size in pixels, a multiple of 8 (default 256)")
+    s.add_argument("--no-flip", dest="flip", action="store_false",
+                   help="do not flip clips horizontally at random (keep it off when captions name a direction: a "
+                        "flipped 'moving left' clip moves right)")
     s.add_argument("--steps", type=int, default=1000, help="optimizer steps of the whole run (default 1000)")
     s.add_argument("--batch", type=int, default=1, help="clips per process per micro step (default 1)")
     s.add_argument("--grad-accum", type=int, default=1, help="micro steps per optimizer step (default 1)")
     s.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    s.add_argument("--timestep-bias", type=float, default=1.0,
+                   help="1: uniform timesteps (AnimateDiff, the default); above 1 draws the noisier timesteps more "
+                        "often, where frames must agree on layout and colour (t = T(1 - (1 - u)^BIAS))")
     s.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up (default 0)")
     s.add_argument("--save-every", type=int, default=100, help="steps between checkpoints (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
@@ -62,7 +68,8 @@ def run(args) -> None:
         raise ConfigError("--lora trains a MotionLoRA on an existing motion module: add --motion-module FILE")
     config = TrainConfig(frames=args.frames, stride=args.stride, size=args.size, steps=args.steps, batch=args.batch,
                          grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup, save_every=args.save_every,
-                         seed=args.seed, mixed_precision=args.mixed_precision, lora_rank=args.lora,
+                         seed=args.seed, flip=args.flip, timestep_bias=args.timestep_bias,
+                         mixed_precision=args.mixed_precision, lora_rank=args.lora,
                          gradient_checkpointing=args.gradient_checkpointing, num_workers=args.num_workers)
     dataset = open_dataset(args.data, config)  # bad data fails here, before a model is loaded
     try:

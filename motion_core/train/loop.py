@@ -49,10 +49,19 @@ def sdxl_conditions(pooled: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
     return {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], 6)}
 
 
+def draw_timestep(generator: torch.Generator, num_timesteps: int, bias: float = 1.0) -> torch.Tensor:
+    """(1,) int64: uniform for bias 1, else floor(T * (1 - (1 - u) ** bias)) (TrainConfig.timestep_bias)."""
+    if bias == 1.0:
+        return torch.randint(0, num_timesteps, (1,), generator=generator)
+    u = torch.rand((1,), generator=generator, dtype=torch.float64)
+    return (num_timesteps * (1 - (1 - u) ** bias)).floor().long().clamp(max=num_timesteps - 1)
+
+
 def diffusion_loss(model, latents: torch.Tensor, text: torch.Tensor, generators: list[torch.Generator],
-                   alphas_cumprod: torch.Tensor, num_timesteps: int, added_cond_kwargs=None) -> torch.Tensor:
+                   alphas_cumprod: torch.Tensor, num_timesteps: int, added_cond_kwargs=None,
+                   timestep_bias: float = 1.0) -> torch.Tensor:
     """Epsilon-prediction MSE: one timestep per clip, shared by its frames; noise from each clip's generator."""
-    t = torch.cat([torch.randint(0, num_timesteps, (1,), generator=g) for g in generators]).to(latents.device)
+    t = torch.cat([draw_timestep(g, num_timesteps, timestep_bias) for g in generators]).to(latents.device)
     noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in generators]).to(latents)
     a = alphas_cumprod[t].view(-1, 1, 1, 1, 1)  # (b, 1, 1, 1, 1) over latents (b, c, f, h, w)
     noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
@@ -159,7 +168,8 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                     latents = latents.contiguous()  # torch 2.13's CPU backward crashed on strided (b, c, f, h, w)
                 # DDP averages gradients over processes only on the last micro step; earlier ones accumulate locally
                 with accelerator.no_sync(model) if micro < config.grad_accum - 1 else contextlib.nullcontext():
-                    loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added)
+                    loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added,
+                                          config.timestep_bias)
                     accelerator.backward(loss / config.grad_accum)
                 step_loss += loss.detach() / config.grad_accum
             if config.grad_clip > 0:

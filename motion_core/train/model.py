@@ -18,6 +18,8 @@ from ..hosts import host_adapter
 from ..module import MotionModule, VanillaTemporalModule
 from ..patch import Patch, inject
 
+NORM_GROUPS = 32  # the motion module's GroupNorm groups: fixed by the file format (not the host's own groups)
+
 # captions -> (b, n, d) embeddings, or for SDXL ((b, n, d), pooled (b, 1280)); frozen, called without grad
 EncodeText = Callable[[list[str]], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 # video (b, 3, f, H, W) in [-1, 1], one generator per clip (posterior sampling) -> latents (b, c, f, h, w)
@@ -39,13 +41,18 @@ def new_motion_module(unet: nn.Module, *, version: str | None = None, heads: int
     if family != host_family:
         raise ConfigError(f"version {version!r} is a {family} motion module but the UNet has the {host_family} "
                           f"layout ({host.levels(unet)} levels): pick a {host_family} version")
-    channels, layers, groups = _host_shape(unet)
+    channels, layers = _host_shape(unet)
+    odd = [c for c in channels if c % NORM_GROUPS]
+    if odd:  # the file format has no field for it: every loader builds GroupNorm(32, c)
+        raise ConfigError(f"the UNet has {odd[0]} channels on a level; a motion module's GroupNorm has "
+                          f"{NORM_GROUPS} groups in every AnimateDiff file, so every level needs a multiple of "
+                          f"{NORM_GROUPS} channels")
     if len(channels) != host.levels(unet):
         raise ConfigError(f"{type(unet).__name__} has {host.levels(unet)} levels but {len(channels)} channel counts: "
                           "build the MotionModule yourself (motion_core.MotionModule(MotionModuleConfig(...)))")
     config = MotionModuleConfig(family=family, version=version, channels=channels, layers_per_block=layers,
                                 mid_block=mid, heads=heads, pe_length=pe_length or default_pe,
-                                norm_groups=groups)
+                                norm_groups=NORM_GROUPS)
     if seed is None:
         return MotionModule(config)  # proj_out weight and bias are zeros (module.py)
     with torch.random.fork_rng(devices=[]):
@@ -53,19 +60,18 @@ def new_motion_module(unet: nn.Module, *, version: str | None = None, heads: int
         return MotionModule(config)
 
 
-def _host_shape(unet: nn.Module) -> tuple[tuple[int, ...], int, int]:
-    """(channels per level, modules per level, GroupNorm groups) of a diffusers or ComfyUI UNet."""
+def _host_shape(unet: nn.Module) -> tuple[tuple[int, ...], int]:
+    """(channels per level, modules per level) of a diffusers or ComfyUI UNet."""
     if hasattr(unet, "config") and hasattr(unet.config, "block_out_channels"):  # diffusers
         channels, layers = tuple(unet.config.block_out_channels), unet.config.layers_per_block
-        groups = unet.config.norm_num_groups or 32
     else:  # ComfyUI's openaimodel UNetModel
         channels = tuple(unet.model_channels * m for m in unet.channel_mult)
-        layers, groups = unet.num_res_blocks, 32
+        layers = unet.num_res_blocks
         layers = layers[0] if len(set(layers)) == 1 else tuple(layers)
     if not isinstance(layers, int):
         raise ConfigError(f"layers_per_block={layers!r} differs per level in this UNet; a motion module has the "
                           "same number of modules on every level")
-    return channels, layers, groups
+    return channels, layers
 
 
 def vae_encoder(vae: nn.Module, scaling_factor: float | None = None) -> EncodeVideo:
