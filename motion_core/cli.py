@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_generate.add_create_base_parser(sub)
     from .train.cli import add_parser as add_train_parser  # light: argparse only; torch, accelerate load when it runs
     add_train_parser(sub)
+    from .demo.cli import add_parser as add_demo_parser
+    add_demo_parser(sub)
     return p
 
 
