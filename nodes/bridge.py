@@ -34,6 +34,12 @@ def model_path(folder: str, name: str) -> str:
     return folder_paths.get_full_path_or_raise(folder, name)
 
 
+def mmap_torch_files() -> bool:
+    """Whether ComfyUI memory-maps .ckpt / .pt files (its --mmap-torch-files flag; off by default)."""
+    import comfy.utils
+    return bool(getattr(comfy.utils, "MMAP_TORCH_FILES", False))
+
+
 def unet_dtype():
     """The dtype ComfyUI runs UNets in on this machine (fp16 on most GPUs, fp32 on a CPU)."""
     import comfy.model_management

@@ -30,8 +30,11 @@ class LoadMotionModule:
 
     def load(self, model_name):
         from ..motion_core import load_motion_module
+        from ..motion_core.formats import read_checkpoint
+        # read as ComfyUI reads model files (its --mmap-torch-files flag decides whether pickles are mapped), and
         # straight to the dtype models run in here: one copy in memory, no cast at every Inject
-        module = load_motion_module(bridge.model_path(bridge.MODULE_FOLDER, model_name), dtype=bridge.unet_dtype())
+        raw = read_checkpoint(bridge.model_path(bridge.MODULE_FOLDER, model_name), mmap=bridge.mmap_torch_files())
+        module = load_motion_module(raw, dtype=bridge.unet_dtype())
         for note in module.info.notes:
             print(f"[motion_core] {model_name}: {note}")
         return (module,)

@@ -54,7 +54,9 @@ def sniff(path: Path) -> str:
         "it may be an HTML error page or a partial download: fetch it again")
 
 
-def read_checkpoint(path: str | os.PathLike) -> RawCheckpoint:
+def read_checkpoint(path: str | os.PathLike, *, mmap: bool | None = None) -> RawCheckpoint:
+    """Tensors and extras of a checkpoint file or diffusers folder. mmap: map a zip pickle's tensors from the file
+    (the default, None) or read them into memory (False), as a host that reads its own model files so asks."""
     path = Path(path)
     if path.is_dir():
         return _read_diffusers_folder(path)
@@ -63,7 +65,7 @@ def read_checkpoint(path: str | os.PathLike) -> RawCheckpoint:
     kind = sniff(path)
     if kind == "safetensors":
         return _read_safetensors(path)
-    return _read_pickle(path, mmap=kind == "zip-pickle")
+    return _read_pickle(path, mmap=kind == "zip-pickle" and mmap is not False)
 
 
 def _read_safetensors(path: Path) -> RawCheckpoint:
