@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m motion_core inspect motion_core/demo/weights/motion_module.safetensors
 	$(BIN)/python -m motion_core demo --out $(DEMO)
 
-# Every demo model again from nothing (deterministic; about 45 minutes on 2 CPU cores): replaces the shipped weights.
+# Every demo model again from nothing (deterministic; about an hour on 2 CPU cores): replaces the shipped weights.
 demo-train: $(VENV)/.installed
 	rm -rf build/demo_train
 	$(BIN)/python -m motion_core demo-train --work build/demo_train

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
         args.weights, args.out, args.steps))
 
     s = sub.add_parser(
-        "demo-train", help="train every demo model from nothing (about 45 minutes on 2 CPU cores)",
+        "demo-train", help="train every demo model from nothing (about an hour on 2 CPU cores)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Renders the shape world, trains the base text-to-image model, the neon fine-tune, the "
                     "checkerboard LoRA, the motion module (through `python -m motion_core train`, base frozen) and "
