@@ -70,44 +70,43 @@ def _log(work: Path, stage: str, **values) -> None:
         f.write(json.dumps({"stage": stage, **values}) + "\n")
 
 
-def stage_base(work: Path) -> None:
+def _image_stage(work: Path, name: str, settings: dict, seed: int, parts, *, mode: str, style: str = "plain",
+                 with_motion: bool = False, desc: str):
+    """Train (unet, text encoder, tokenizer) `parts` on stills of `style`, log the stage as `name`; returns what
+    `train_images` returns for `mode` (the trained models, or a LoRA state dict)."""
     started = time.perf_counter()
-    images, captions = still_images(BASE["images"], SEED, with_motion=True)
-    unet, text, tokenizer = new_base(work / "init", SEED)
-    (unet, text), losses = train_images(unet, text, tokenizer, images, captions, steps=BASE["steps"],
-                                        batch=BASE["batch"], lr=BASE["lr"], seed=SEED, mode="base", desc="base")
+    images, captions = still_images(settings["images"], seed, style=style, with_motion=with_motion)
+    unet, text, tokenizer = parts
+    result, losses = train_images(unet, text, tokenizer, images, captions, steps=settings["steps"],
+                                  batch=settings["batch"], lr=settings["lr"], seed=seed, mode=mode,
+                                  lora_rank=settings.get("rank", 16), desc=desc)
+    _log(work, name, seconds=round(time.perf_counter() - started, 1), loss_first=float(np.mean(losses[:100])),
+         loss_last=float(np.mean(losses[-100:])), **settings)
+    return result
+
+
+def stage_base(work: Path) -> None:
+    unet, text = _image_stage(work, "base", BASE, SEED, new_base(work / "init", SEED), mode="base",
+                              with_motion=True, desc="base")
     save_folder(work / "base", unet, text, tokenizer_from=work / "init" / "tokenizer")
-    _log(work, "base", seconds=round(time.perf_counter() - started, 1), loss_first=float(np.mean(losses[:100])),
-         loss_last=float(np.mean(losses[-100:])), **BASE)
 
 
 def stage_neon(work: Path) -> None:
-    started = time.perf_counter()
-    images, captions = still_images(NEON["images"], SEED + 10, style="neon")
-    unet, text, tokenizer = _text_parts(work / "base")
-    (unet, text), losses = train_images(unet, text, tokenizer, images, captions, steps=NEON["steps"],
-                                        batch=NEON["batch"], lr=NEON["lr"], seed=SEED + 10, mode="finetune",
-                                        desc="neon (full fine-tune)")
+    unet, text = _image_stage(work, "neon", NEON, SEED + 10, _text_parts(work / "base"), mode="finetune",
+                              style="neon", desc="neon (full fine-tune)")
     save_folder(work / "neon", unet, text, tokenizer_from=work / "base" / "tokenizer")
-    _log(work, "neon", seconds=round(time.perf_counter() - started, 1), loss_first=float(np.mean(losses[:100])),
-         loss_last=float(np.mean(losses[-100:])), **NEON)
 
 
 def stage_checker(work: Path) -> None:
     from safetensors.torch import save_file
 
     from ..formats.lora import load_image_lora, merge_image_lora
-    started = time.perf_counter()
-    images, captions = still_images(CHECKER["images"], SEED + 20, style="checkerboard")
     unet, text, tokenizer = _text_parts(work / "base")
-    state, losses = train_images(unet, text, tokenizer, images, captions, steps=CHECKER["steps"],
-                                 batch=CHECKER["batch"], lr=CHECKER["lr"], seed=SEED + 20, mode="lora",
-                                 lora_rank=CHECKER["rank"], desc="checkerboard (LoRA)")
+    state = _image_stage(work, "checker", CHECKER, SEED + 20, (unet, text, tokenizer), mode="lora",
+                         style="checkerboard", desc="checkerboard (LoRA)")
     save_file(state, str(work / "checker_lora.safetensors"))
     merge_image_lora(unet, load_image_lora(work / "checker_lora.safetensors"), 1.0)  # a folder to train (c) on
     save_folder(work / "checker", unet, text, tokenizer_from=work / "base" / "tokenizer")
-    _log(work, "checker", seconds=round(time.perf_counter() - started, 1), loss_first=float(np.mean(losses[:100])),
-         loss_last=float(np.mean(losses[-100:])), **CHECKER)
 
 
 def _train_motion(work: Path, name: str, base: Path, style: str, settings: dict, seed: int) -> None:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..schedule import scheduler_config
+from ..train.config import TrainConfig, alphas_cumprod
 from ..tiny import write_tokenizer
 from .world import vocabulary
 
@@ -78,11 +79,6 @@ def save_folder(folder: str | Path, unet, text_encoder, *, dtype: torch.dtype = 
              "feature_extractor": [None, None], "requires_safety_checker": False}
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
-
-
-def alphas_cumprod() -> torch.Tensor:
-    betas = torch.linspace(0.00085, 0.012, 1000, dtype=torch.float32)
-    return torch.cumprod(1.0 - betas, 0)
 
 
 class LoRAParametrization(torch.nn.Module):
@@ -143,7 +139,7 @@ def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: li
     params = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     averaged = [p.detach().clone() for p in params]
-    alphas = alphas_cumprod()
+    alphas = alphas_cumprod(TrainConfig())  # AnimateDiff's betas, the motion trainer's default
     losses = []
     bar = tqdm(range(steps), desc=desc, unit="step", dynamic_ncols=True)
     for step in bar:

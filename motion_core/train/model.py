@@ -81,7 +81,7 @@ def vae_encoder(vae: nn.Module, scaling_factor: float | None = None) -> EncodeVi
 
     @torch.no_grad()
     def encode(video: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        b, f = video.shape[0], video.shape[2]
+        b = video.shape[0]
         images = rearrange(video, "b c f h w -> (b f) c h w").to(vae.device, vae.dtype)
         posterior = vae.encode(images).latent_dist
         mean = rearrange(posterior.mean, "(b f) c h w -> b c f h w", b=b)
