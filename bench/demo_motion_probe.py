@@ -10,7 +10,9 @@ objects steady but never moves them as prompted.
     python bench/demo_motion_probe.py [--weights motion_core/demo/weights] [--module FILE] [--clips 8]
 
 Prints, per timestep and caption, how many predicted paths move the clip's true way (by more than 0.05 image units)
-and the signed moves. CPU, fp32, about a minute.
+and the signed moves. Then, where the prompt could reach the module at all: the relative change of each motion
+block's input (the frozen base's features, where cross-attention put the text) when the caption's motion word
+changes, beside the change for its colour word and its shape word. CPU, fp32, about a minute.
 """
 
 from __future__ import annotations
@@ -55,6 +57,39 @@ def predicted_move(model, base, clip: torch.Tensor, caption: str, t: int, alphas
     return path["dx"], path["dy"]
 
 
+def input_sensitivity(model, base, t: int, seed: int = 0) -> dict[str, dict[str, float]]:
+    """{block: {word kind: |input(caption) - input(caption with that word changed)| / |input(caption)|}}, for the
+    inputs of every motion block on one pure-noise clip at timestep t."""
+    import motion_core.hosts.diffusers as host
+    names = {id(m): n for n, m in model.motion_module.named_modules()}
+    seen, apply = {}, host.apply_temporal
+
+    def recording(module, x, *args, **kwargs):
+        seen[names.get(id(module), "?")] = x.detach().clone()
+        return apply(module, x, *args, **kwargs)
+    caption = "a red circle moving left on a blue background"
+    changed = {"motion word": caption.replace("left", "right"), "colour word": caption.replace("red", "yellow"),
+               "shape word": caption.replace("circle", "square")}
+    x = torch.randn(1, base.unet.config.in_channels, 16, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+    def inputs(text: str) -> dict[str, torch.Tensor]:
+        cond, added = _Text(base, text, "", 16, 32, 32, False).window(list(range(16)))
+        seen.clear()
+        model(x, torch.tensor([t]), cond, added_cond_kwargs=added)
+        return dict(seen)
+    host.apply_temporal = recording
+    try:
+        reference = inputs(caption)
+        out = {block: {} for block in reference}
+        for kind, text in changed.items():
+            other = inputs(text)
+            for block, value in reference.items():
+                out[block][kind] = float((other[block] - value).norm() / value.norm().clamp_min(1e-12))
+    finally:
+        host.apply_temporal = apply
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(WEIGHTS), help="a demo weights folder (its base/ and motion module)")
@@ -85,6 +120,12 @@ def main(argv=None) -> int:
                     good = sum(m > 0.05 for m in moves)
                     print(f"t={t:4d} caption {which:8s}: {good}/{len(moves)} move the clip's true way, "
                           f"mean {np.mean(moves):+.3f} {np.round(moves, 2).tolist()}", flush=True)
+            print("\nrelative change of each motion block's input at t=999 (pure noise) when one caption word changes:")
+            changes = input_sensitivity(model, base, 999)
+            kinds = list(next(iter(changes.values())))
+            print(f"  {'block':34s}" + "".join(f"{k:>13s}" for k in kinds))
+            for block, row in changes.items():
+                print(f"  {block:34s}" + "".join(f"{row[k]:13.2e}" for k in kinds))
     finally:
         model.eject()
     return 0
