@@ -1,8 +1,9 @@
 """Standalone text-to-animation over diffusers components: `generate(base, motion_module, prompt, ...)`.
 
 The loop is the original AnimateDiff pipeline's (and diffusers' AnimateDiffPipeline's): Gaussian latents
-(1, 4, f, h/8, w/8) (pixel-space models without a VAE: (1, 3, f, h, w)) from a CPU generator seeded with `seed`, classifier-free guidance over a [negative, positive]
-batch, the scheduler's step on the whole clip, VAE decoding at the end. On top of it:
+(1, 4, f, h/8, w/8) (pixel-space models without a VAE: (1, 3, f, h, w)) from a CPU generator seeded with `seed`,
+classifier-free guidance over a [negative, positive] batch, the scheduler's step on the whole clip, VAE decoding at
+the end. On top of it:
   - clips longer than a context window are denoised window by window and fused (`motion_core.context`);
   - per-frame prompts ("0: ..." / "32: ...") interpolate the keyframes' text embeddings;
   - video-to-video starts from the VAE-encoded frames of a video, noised to the timestep `strength` selects;
@@ -142,7 +143,8 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
     noise: "default" (independent per frame) or "freenoise" (windows start from shuffled, repeated noise).
     init_video: (f, h, w, 3) frames (uint8, or float in [0, 1]) or a video file: video-to-video; `strength` is the
       fraction of the schedule run (1 = ignore the video's content).
-    latents: the initial noise (1, 4, frames, height/8, width/8) (no VAE: (1, 3, frames, height, width)) instead of drawing it from `seed`.
+    latents: the initial noise (1, 4, frames, height/8, width/8) (no VAE: (1, 3, frames, height, width)) instead of
+      drawing it from `seed`.
     callback: called after every step with {"i", "t", "x" (latents), "steps"} (k-diffusion style).
     """
     _check(frames, steps, guidance, width, height, strength, noise, decode_chunk)

@@ -23,6 +23,7 @@ import torch
 
 from .. import metrics
 from ..errors import ConfigError
+from ..formats.files import atomic_write
 from ..pipeline import generate
 from . import world
 from .models import FRAMES, SIZE
@@ -97,10 +98,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], path: Path, every: int = 3
         for c, frame in enumerate(frames):
             image = Image.fromarray(np.rint(frame * 255).astype(np.uint8)).resize((cell, cell), Image.NEAREST)
             sheet.paste(image, (label_width + c * (cell + pad), y))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    sheet.save(tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
     return path
 
 
