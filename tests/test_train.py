@@ -221,6 +221,28 @@ def test_timestep_bias_draws_noisier_timesteps_and_uniform_stays_as_before():
         TrainConfig(timestep_bias=0.5)
 
 
+def test_v_loss_weighting_is_the_noise_error_over_alpha_bar_and_epsilon_stays_plain_mse():
+    from motion_core.train.config import alphas_cumprod
+    from motion_core.train.loop import diffusion_loss, draw_timestep
+    latents = torch.randn(2, 4, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    alphas = alphas_cumprod(TrainConfig())
+    model = lambda x, t, text, added: 0.5 * x  # noqa: E731 - a stand-in that predicts noise badly, to get an error
+
+    def loss(weighting):
+        gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+        return diffusion_loss(model, latents, None, gens, alphas, 1000, None, 3.0, weighting)
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]  # the same draws by hand
+    t = torch.cat([draw_timestep(g, 1000, 3.0) for g in gens])
+    noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in gens])
+    a = alphas[t].view(-1, 1, 1, 1, 1)
+    error = (0.5 * (a.sqrt() * latents + (1 - a).sqrt() * noise) - noise) ** 2  # (b, c, f, h, w)
+    assert torch.allclose(loss("epsilon"), error.mean(), rtol=1e-6)
+    assert torch.allclose(loss("v"), (error / a).mean(), rtol=1e-6)
+    assert float(loss("v")) > 5 * float(loss("epsilon"))  # the noisy draws weigh far more
+    with pytest.raises(Exception, match="loss_weighting='x0' is not one of"):
+        TrainConfig(loss_weighting="x0")
+
+
 def test_cli_passes_timestep_bias_and_no_flip(monkeypatch, tmp_path):
     import motion_core.train.cli as cli
     seen = {}
@@ -231,12 +253,14 @@ def test_cli_passes_timestep_bias_and_no_flip(monkeypatch, tmp_path):
     monkeypatch.setattr("motion_core.train.data.open_dataset", stop)
     from motion_core.cli import build_parser
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--base", str(tmp_path), "--out",
-                                      str(tmp_path), "--timestep-bias", "2.5", "--no-flip"])
+                                      str(tmp_path), "--timestep-bias", "2.5", "--no-flip", "--loss-weighting", "v"])
     with pytest.raises(SystemExit):
         cli.run(args)
     assert seen["config"].timestep_bias == 2.5 and seen["config"].flip is False
+    assert seen["config"].loss_weighting == "v"
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--base", str(tmp_path), "--out",
                                       str(tmp_path)])
     with pytest.raises(SystemExit):
         cli.run(args)
     assert seen["config"].timestep_bias == 1.0 and seen["config"].flip is True
+    assert seen["config"].loss_weighting == "epsilon"

@@ -12,6 +12,7 @@ from ..errors import ConfigError
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 BETA_SCHEDULES = ("linear", "scaled_linear")
+LOSS_WEIGHTINGS = ("epsilon", "v")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class TrainConfig:
     # favours the noisier timesteps, where a clip's layout and colours are decided and frames must agree (2: 55% of
     # the draws in the noisiest 30%); with epsilon prediction their loss is small, so uniform draws learn them slowly
     timestep_bias: float = 1.0
+    # the loss: "epsilon" is AnimateDiff's MSE of the predicted noise; "v" weighs each clip's by 1 / alpha_bar_t,
+    # which is the MSE of v = sqrt(alpha_bar) noise - sqrt(1 - alpha_bar) x0 (the model still predicts noise). Its
+    # weight on the clean clip's error is SNR + 1 instead of SNR (0.0016 at t = 999): at the noisiest steps, where
+    # sampling decides the layout and the direction of motion, epsilon's loss barely sees the clip; v's sees it whole
+    loss_weighting: str = "epsilon"
     # bookkeeping
     seed: int = 0  # every random draw (clip order, crop start, flip, caption drop, timestep, noise) derives from it
     save_every: int = 100  # steps between checkpoints (one is always written at the end)
@@ -67,6 +73,8 @@ class TrainConfig:
             raise ConfigError(f"mixed_precision={self.mixed_precision!r} is not one of {MIXED_PRECISION}")
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ConfigError(f"beta_schedule={self.beta_schedule!r} is not one of {BETA_SCHEDULES}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(f"loss_weighting={self.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
         if not self.timestep_bias >= 1.0:
             raise ConfigError(f"timestep_bias={self.timestep_bias} must be at least 1 (1 = uniform timesteps)")
         if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0 or self.num_workers < 0:
@@ -85,7 +93,7 @@ class TrainConfig:
 # settings a resumed run must share with the run it continues: they decide which samples, noise and updates come next
 RESUME_INVARIANTS = ("frames", "stride", "size", "flip", "caption_dropout", "batch", "grad_accum", "lr", "warmup",
                      "weight_decay", "adam_betas", "adam_eps", "grad_clip", "lora_rank", "num_timesteps",
-                     "beta_start", "beta_end", "beta_schedule", "timestep_bias", "seed")
+                     "beta_start", "beta_end", "beta_schedule", "timestep_bias", "loss_weighting", "seed")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

@@ -59,13 +59,16 @@ def draw_timestep(generator: torch.Generator, num_timesteps: int, bias: float = 
 
 def diffusion_loss(model, latents: torch.Tensor, text: torch.Tensor, generators: list[torch.Generator],
                    alphas_cumprod: torch.Tensor, num_timesteps: int, added_cond_kwargs=None,
-                   timestep_bias: float = 1.0) -> torch.Tensor:
-    """Epsilon-prediction MSE: one timestep per clip, shared by its frames; noise from each clip's generator."""
+                   timestep_bias: float = 1.0, weighting: str = "epsilon") -> torch.Tensor:
+    """Epsilon-prediction MSE: one timestep per clip, shared by its frames; noise from each clip's generator.
+    weighting "v": each clip's squared error divided by alpha_bar_t, the MSE of v (TrainConfig.loss_weighting)."""
     t = torch.cat([draw_timestep(g, num_timesteps, timestep_bias) for g in generators]).to(latents.device)
     noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in generators]).to(latents)
     a = alphas_cumprod[t].view(-1, 1, 1, 1, 1)  # (b, 1, 1, 1, 1) over latents (b, c, f, h, w)
     noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
     prediction = model(noisy, t, text, added_cond_kwargs)
+    if weighting == "v":  # |v - v_hat|^2 = |eps - eps_hat|^2 / alpha_bar for a noise-predicting model
+        return ((prediction.float() - noise.float()) ** 2 / a.float()).mean()
     return F.mse_loss(prediction.float(), noise.float())
 
 
@@ -169,7 +172,7 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                 # DDP averages gradients over processes only on the last micro step; earlier ones accumulate locally
                 with accelerator.no_sync(model) if micro < config.grad_accum - 1 else contextlib.nullcontext():
                     loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added,
-                                          config.timestep_bias)
+                                          config.timestep_bias, config.loss_weighting)
                     accelerator.backward(loss / config.grad_accum)
                 step_loss += loss.detach() / config.grad_accum
             if config.grad_clip > 0:
