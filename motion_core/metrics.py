@@ -27,6 +27,8 @@ GROWTH = 1.3  # area ratio last / first above which a still centroid counts as "
 STILL = 0.05  # "growing" needs the centroid to stay within this distance of where it started
 BOUNCES = 2  # "bouncing" needs at least this many reversals of vertical motion ...
 REVERSAL = 0.05  # ... each one a turn back by at least this (image units), so jitter and noise are no reversal
+JITTER = 1.0  # a path less smooth than this is no motion at all: a centre drawn anew in every frame (independent
+# frames) gives about 1.4-1.9 and can still zigzag like a bounce or drift like a move; the world's bounces give 0.7
 
 
 def as_frames(frames) -> np.ndarray:
@@ -138,8 +140,9 @@ def motion_direction(frames, **kw) -> dict:
     bouncing / growing, or None), growth (area last / first), reversals (of vertical motion), smoothness (mean
     |second difference| / mean |step| of the path, the step floored at one pixel: 0 at constant speed, and a still
     centre's sub-pixel jitter stays small), found (fraction of frames with an object).
-    Rules, first match wins: bouncing (>= BOUNCES reversals of at least REVERSAL each), growing (growth > GROWTH, centre
-    within STILL), then the larger of |dx|, |dy| if >= MIN_SHIFT."""
+    Rules, first match wins: none when the path jumps about (smoothness > JITTER), bouncing (>= BOUNCES reversals of
+    at least REVERSAL each), growing (growth > GROWTH, centre within STILL), then the larger of |dx|, |dy| if
+    >= MIN_SHIFT."""
     cover = _coverage(background_distance(frames, **kw), kw.get("threshold", THRESHOLD))  # (f, h, w)
     c, a = _centroids(cover), cover.mean((1, 2))  # (f, 2), (f,)
     ok = a > 0
@@ -157,7 +160,9 @@ def motion_direction(frames, **kw) -> dict:
     smoothness = float(np.linalg.norm(np.diff(steps, axis=0), axis=-1).mean() / mean_step) if len(path) > 2 \
         else float("nan")
     direction = None
-    if reversals >= BOUNCES:
+    if smoothness > JITTER:  # (False for nan: two or three frames)
+        pass
+    elif reversals >= BOUNCES:
         direction = "bouncing"
     elif growth > GROWTH and drift < STILL:
         direction = "growing"

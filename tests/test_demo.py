@@ -30,7 +30,7 @@ def shipped():
 
 def test_shipped_motion_module_holds_the_frames_together(shipped):
     """The six checkerboard prompts of the demo (run.CASES, same seeds), animated (b) and as independent frames (a).
-    The shipped module does not yet move shapes as prompted (README: 1/6); what it does, and what is asserted, is make
+    The shipped module does not yet move shapes as prompted (README: 0/6); what it does, and what is asserted, is make
     consecutive frames agree: their mean absolute change is 0.68x that of independent frames when recorded (0.52x to
     0.92x per prompt), and 1x if the module is not loaded or not injected. Each prompt alone is chaotic (threads 1 vs
     2 alone changes a clip's shape IoU by 0.2, and CI's CPU gave other clips than this machine's); the mean over six

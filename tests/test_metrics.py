@@ -143,6 +143,20 @@ def test_smoothness_tells_steady_from_jumpy_paths():
     assert steady < 0.1 and jumpy > 1.0
 
 
+def test_a_centre_drawn_anew_in_every_frame_is_no_motion_not_a_bounce():
+    """Independent frames put the object somewhere else each time: that zigzags (bounce-like reversals) and drifts,
+    but it is no motion word (it was read as "bouncing" before JITTER)."""
+    rng = np.random.default_rng(5)
+    zigzags = 0
+    for _ in range(5):
+        frames = np.stack([render(Scene("square", "red", "blue", "big", float(x), float(y)))
+                           for x, y in rng.uniform(0.3, 0.7, (16, 2))])
+        m = metrics.motion_direction(frames)
+        assert m["smoothness"] > metrics.JITTER and m["direction"] is None, m
+        zigzags += m["reversals"] >= metrics.BOUNCES
+    assert zigzags >= 3  # what the bounce rule alone would have called "bouncing"
+
+
 def test_temporal_background_finds_an_object_on_a_textured_still_background():
     rng = np.random.default_rng(3)
     texture = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)  # the border has no dominant colour
