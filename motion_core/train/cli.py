@@ -9,6 +9,7 @@ import argparse
 
 from ..config import VERSION_DEFAULTS
 from ..errors import ConfigError
+from .config import LOSS_WEIGHTINGS, MIXED_PRECISION
 
 
 def add_parser(sub) -> None:
@@ -43,13 +44,13 @@ def add_parser(sub) -> None:
     s.add_argument("--timestep-bias", type=float, default=1.0,
                    help="1: uniform timesteps (AnimateDiff, the default); above 1 draws the noisier timesteps more "
                         "often, where frames must agree on layout and colour (t = T(1 - (1 - u)^BIAS))")
-    s.add_argument("--loss-weighting", choices=("epsilon", "v"), default="epsilon",
+    s.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="epsilon",
                    help="epsilon: AnimateDiff's noise MSE (the default); v: the same error weighed by 1/alpha_bar, "
                         "the MSE of v, which counts the clip's error at the noisiest steps as much as at the others")
     s.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up (default 0)")
     s.add_argument("--save-every", type=int, default=100, help="steps between checkpoints (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    s.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
+    s.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="auto",
                    help="auto: bf16 (or fp16) on a GPU, none on a CPU")
     s.add_argument("--gradient-checkpointing", action="store_true",
                    help="recompute activations in backward: less memory, slower (x1.1-1.5 in bench/train.py)")
