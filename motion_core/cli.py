@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_generate
     cli_generate.add_parser(sub)
     cli_generate.add_create_base_parser(sub)
-    from .train.cli import add_parser as add_train_parser  # light: argparse only; torch, accelerate load when it runs
+    # argparse only: accelerate and the video readers load when `train` runs
+    from .train.cli import add_parser as add_train_parser
     add_train_parser(sub)
     from .demo.cli import add_parser as add_demo_parser
     add_demo_parser(sub)
