@@ -62,8 +62,8 @@ class TrainMotionModule:
 
         from ..motion_core import ConfigError
         from ..motion_core.errors import MissingDependencyError
-        from ..motion_core.formats import atomic_write, with_loras
-        from ..motion_core.train import TrainConfig, new_motion_module, open_dataset, train
+        from ..motion_core.formats import atomic_write
+        from ..motion_core.train import TrainConfig, new_motion_module, open_dataset, train, trainable_copy
 
         if lora_rank and motion_module is None:
             raise ConfigError("a LoRA rank trains a MotionLoRA on an existing motion module: connect motion_module")
@@ -82,7 +82,7 @@ class TrainMotionModule:
             unet = model.model.diffusion_model
             autograd_ready(unet)
             start = new_motion_module(unet, pe_length=max(32, frames), seed=seed) if motion_module is None \
-                else with_loras(motion_module, ())  # a copy: the connected module stays as it was
+                else trainable_copy(motion_module)  # the connected module stays as it was (bit-identical)
             folder = bridge.training_folder(name)
             on_step = bridge.training_callback(steps)
             trained = train(config, unet, start, caption_encoder(clip), dataset, folder,

@@ -8,6 +8,7 @@ BASE_DIR gets models with the conventional names the shipped workflows use, all 
   models/animatediff_motion_lora/v2_lora_ZoomIn.ckpt    a rank-64 MotionLoRA for v2
   input/motion_core_input.webp                          a 16-frame 64x64 clip for video-to-video
   custom_nodes/motion_core                              a link to this repository
+  custom_nodes/mctest_nodes                             a link to tests/comfy_test_nodes (test-only nodes)
 Nothing is downloaded; a finished BASE_DIR is reused (delete it to rebuild)."""
 
 import json
@@ -99,16 +100,17 @@ def input_clip(path: Path) -> None:
 
 
 def main() -> None:
+    for sub in ("models/checkpoints", "models/animatediff_models", "models/animatediff_motion_lora", "input",
+                "output", "custom_nodes", "user"):
+        (BASE / sub).mkdir(parents=True, exist_ok=True)
+    for name, target in (("motion_core", ROOT), ("mctest_nodes", ROOT / "tests" / "comfy_test_nodes")):
+        link = BASE / "custom_nodes" / name
+        if not link.exists():
+            os.symlink(target, link)
     done = BASE / ".complete"
     if done.exists():
         print(f"reusing {BASE}")
         return
-    for sub in ("models/checkpoints", "models/animatediff_models", "models/animatediff_motion_lora", "input",
-                "output", "custom_nodes", "user"):
-        (BASE / sub).mkdir(parents=True, exist_ok=True)
-    link = BASE / "custom_nodes" / "motion_core"
-    if not link.exists():
-        os.symlink(ROOT, link)
     checkpoint(BASE / "models/checkpoints/v1-5-pruned-emaonly.safetensors")
     motion_modules(BASE / "models/animatediff_models", BASE / "models/animatediff_motion_lora")
     input_clip(BASE / "input/motion_core_input.webp")

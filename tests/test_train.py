@@ -19,7 +19,8 @@ from train_helpers import WordEncoder, compare_updates, record_first_grads, stat
 
 from motion_core import convert_file, describe, load_motion_module, save_motion_module  # noqa: E402
 from motion_core.formats import from_original  # noqa: E402
-from motion_core.train import TrainConfig, new_motion_module, open_dataset, read_resume, train  # noqa: E402
+from motion_core.errors import ConfigError  # noqa: E402
+from motion_core.train import TrainConfig, new_motion_module, open_dataset, read_resume, train, trainable_copy  # noqa: E402
 
 FAST = dict(frames=8, stride=1, size=16, lr=1e-3)
 
@@ -127,6 +128,27 @@ def test_motion_lora_trains_only_lora_and_merges_back_through_the_loader(dataset
     assert all(torch.allclose(v, merged.state_dict()[k], atol=1e-7) for k, v in loaded.state_dict().items())
     changed = {k for k, v in loaded.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == set(projections)
+
+
+@pytest.mark.parametrize("lora_rank", [None, 2])
+def test_a_module_loaded_under_inference_mode_trains_through_a_copy_and_stays_bit_identical(dataset, tmp_path,
+                                                                                            lora_rank):
+    """ComfyUI loads every model under torch.inference_mode() (issue 21): train() names the cause and the fix for
+    such a module, and trainable_copy() of it trains in both modes while the loaded module stays bit-identical."""
+    path = save_motion_module(random_start(), tmp_path / "published.safetensors")
+    with torch.inference_mode():
+        loaded = load_motion_module(path)
+    assert all(t.is_inference() for t in loaded.state_dict().values())
+    before = {k: v.clone() for k, v in loaded.state_dict().items()}
+    config = TrainConfig(**FAST, steps=2, batch=1, lora_rank=lora_rank)
+    with pytest.raises(ConfigError, match="inference_mode.*trainable_copy"):
+        run(config, dataset, tmp_path / "refused", module=loaded)
+    copy = trainable_copy(loaded)
+    assert not any(t.is_inference() for t in copy.state_dict().values()) and copy.info.format == loaded.info.format
+    _, trained = run(config, dataset, tmp_path / "run", module=copy)
+    assert all(torch.equal(v, before[k]) for k, v in loaded.state_dict().items())  # the loaded module: untouched
+    changed = [k for k, v in trained.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and (lora_rank is None or all(k.endswith("weight") and ".attention_blocks." in k for k in changed))
 
 
 @pytest.mark.parametrize("version", ["v3", "v1"])  # v1: cross-frame GroupNorms inside checkpointed resnets

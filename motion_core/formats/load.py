@@ -178,7 +178,7 @@ def _merge_all(module: MotionModule, loras: Iterable) -> None:
 def with_loras(module: MotionModule, loras: Iterable) -> MotionModule:
     """A new module: `module` with MotionLoRAs merged. The input is untouched; weights no LoRA changes are shared."""
     with torch.device("meta"):
-        twin = MotionModule(module.config)
+        twin = MotionModule(module.config).requires_grad_(False)  # assign keeps this: inference tensors may come
     twin.load_state_dict(module.state_dict(), strict=True, assign=True)
     info = getattr(module, "info", None)
     twin.info = dataclasses.replace(info, notes=list(info.notes), loras=list(info.loras)) if info else \

@@ -9,8 +9,8 @@ from .config import TrainConfig, alphas_cumprod, lr_at
 from .data import ClipDataset, open_dataset, scan
 from .lora import add_lora, lora_state_dict, remove_lora, save_lora
 from .loop import train
-from .model import new_motion_module, vae_encoder
+from .model import new_motion_module, trainable_copy, vae_encoder
 
 __all__ = ["ClipDataset", "RunFiles", "TrainConfig", "add_lora", "alphas_cumprod", "lora_state_dict", "lr_at",
            "new_motion_module", "open_dataset", "read_resume", "remove_lora", "save_lora", "scan", "train",
-           "vae_encoder"]
+           "trainable_copy", "vae_encoder"]

@@ -95,6 +95,11 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                                      "opencv-python-headless, tqdm)") from None
 
     check_frames(config.frames, motion_module.config.pe_length)
+    made_for_inference = [n for n, t in motion_module.state_dict().items() if t.is_inference()]
+    if made_for_inference:
+        raise ConfigError(f"the motion module's tensors ({made_for_inference[0]} and {len(made_for_inference) - 1} "
+                          "more) were made under torch.inference_mode(), as ComfyUI loads every model, and autograd "
+                          "cannot train them: train motion_core.train.trainable_copy(module) instead")
     if len(dataset) == 0:
         raise DataError("the data set holds no clips")
     try:

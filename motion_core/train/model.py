@@ -4,6 +4,7 @@ encoder, and gradient checkpointing that keeps the per-call frame count through 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Callable, Sequence
 
 import torch
@@ -58,6 +59,21 @@ def new_motion_module(unet: nn.Module, *, version: str | None = None, heads: int
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return MotionModule(config)
+
+
+def trainable_copy(module: MotionModule) -> MotionModule:
+    """A copy of `module` to train: every tensor its own, made outside inference mode, so that training the copy
+    leaves `module` bit-identical. ComfyUI loads models under torch.inference_mode(), and autograd refuses to train
+    such tensors; `with_loras` shares them, so it is no substitute here."""
+    with torch.inference_mode(False):
+        with torch.device("meta"):
+            twin = MotionModule(module.config)
+        twin.load_state_dict({k: v.detach().clone() for k, v in module.state_dict().items()}, strict=True,
+                             assign=True)
+    info = getattr(module, "info", None)
+    if info is not None:
+        twin.info = dataclasses.replace(info, notes=list(info.notes), loras=list(info.loras))
+    return twin.requires_grad_(False).eval()
 
 
 def _host_shape(unet: nn.Module) -> tuple[tuple[int, ...], int]:
