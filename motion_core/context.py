@@ -121,18 +121,22 @@ def fuse_weights(length: int, method: str) -> torch.Tensor:
 
 def sample_windows(predict: Callable[[torch.Tensor, list[int]], torch.Tensor], x: torch.Tensor,
                    options: ContextOptions, step: int = 0, dim: int = 2) -> torch.Tensor:
-    """Run `predict(x[window], window)` on every window along `dim` (frames) and fuse the results per frame."""
+    """Run `predict(x[window], window)` on every window along `dim` (frames) and fuse the results per frame.
+    A prediction may differ from its input except in `dim` (ComfyUI's wrapper stacks one per conditioning)."""
     frames = x.shape[dim]
-    out = torch.zeros_like(x)
-    total = torch.zeros(frames, dtype=x.dtype, device=x.device)
-    shape = [1] * x.ndim
+    out = total = None
     for window in windows(frames, options, step):
         index = torch.tensor(window, device=x.device)
         pred = predict(x.index_select(dim, index), window)
-        w = fuse_weights(len(window), options.fuse).to(x)
+        if out is None:
+            out = pred.new_zeros(pred.shape[:dim] + (frames,) + pred.shape[dim + 1:])
+            total = torch.zeros(frames, dtype=pred.dtype, device=pred.device)
+        shape = [1] * pred.ndim
         shape[dim] = len(window)
-        out.index_add_(dim, index, pred * w.view(shape))
-        total.index_add_(0, index, w)
+        w = fuse_weights(len(window), options.fuse).to(pred)
+        out.index_add_(dim, index.to(pred.device), pred * w.view(shape))
+        total.index_add_(0, index.to(pred.device), w)
+    shape = [1] * out.ndim
     shape[dim] = frames
     return out / total.view(shape)
 

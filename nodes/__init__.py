@@ -3,6 +3,7 @@
 Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time."""
 
 from . import bridge, routes
+from .context import ContextOptionsNode
 from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
 from .prompts import PromptTravel
 from .sample import SampleFrames
@@ -15,6 +16,7 @@ NODE_CLASS_MAPPINGS = {
     "MC_InjectMotionModule": InjectMotionModule,
     "MC_PromptTravel": PromptTravel,
     "MC_SampleFrames": SampleFrames,
+    "MC_ContextOptions": ContextOptionsNode,
     "MC_SaveAnimation": SaveAnimation,
     "MC_TrainMotionModule": TrainMotionModule,
 }
@@ -24,6 +26,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_InjectMotionModule": "Inject into Model",
     "MC_PromptTravel": "Prompt Travel",
     "MC_SampleFrames": "Sample Frames",
+    "MC_ContextOptions": "Context Options",
     "MC_SaveAnimation": "Save Animation",
     "MC_TrainMotionModule": "Train Motion Module",
 }

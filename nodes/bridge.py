@@ -65,12 +65,117 @@ def module_patcher(module, model):
     return comfy.model_patcher.ModelPatcher(module, load_device=model.load_device, offload_device=model.offload_device)
 
 
-def add_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
-    """wrapper_type: "diffusion_model" or "calc_cond_batch" (comfy.patcher_extension.WrappersMP)."""
+WRAPPERS = ("outer_sample", "prepare_sampling", "calc_cond_batch", "diffusion_model")
+
+
+def set_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
+    """Attach `wrapper` to a ModelPatcher clone under `key`, replacing any this key held there before (None: only
+    remove). wrapper_type: one of WRAPPERS (comfy.patcher_extension.WrappersMP's values)."""
     import comfy.patcher_extension
-    kinds = {"diffusion_model": comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL,
-             "calc_cond_batch": comfy.patcher_extension.WrappersMP.CALC_COND_BATCH}
-    model.add_wrapper_with_key(kinds[wrapper_type], key, wrapper)
+    kind = getattr(comfy.patcher_extension.WrappersMP, wrapper_type.upper())
+    model.remove_wrappers_with_key(kind, key)
+    if wrapper is not None:
+        model.add_wrapper_with_key(kind, key, wrapper)
+
+
+def slice_conds(cond_list, frames: int, index):
+    """A cond list for one window: every per-frame tensor (batch == frames: prompt travel, area / mask
+    conditioning, inpainting and other model conds) sliced to the window's frames. The input is not changed."""
+    import torch
+    if cond_list is None:
+        return None
+    out = []
+    for cond in cond_list:
+        cond = dict(cond)
+        for key, value in list(cond.items()):
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == frames:
+                cond[key] = value.index_select(0, index.to(value.device))
+            elif key == "model_conds":
+                conds = dict(value)
+                for name, c in conds.items():
+                    t = getattr(c, "cond", None)
+                    if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == frames:
+                        conds[name] = c._copy_with(t.index_select(0, index.to(t.device)))
+                cond[key] = conds
+        out.append(cond)
+    return out
+
+
+class ControlWindows:
+    """Core's control objects (ControlNet, T2I-Adapter, Control-LoRA, chained through previous_controlnet) see the
+    frames of the window being sampled. Core keeps a hint batch's FIRST frames when it does not match the batch
+    (controlnet.broadcast_image_to), so without this every window is steered by hint frames 0..n-1.
+
+    For each window, every control whose hint has one image per frame gets the window's hint frames (and per-frame
+    extra_concat inputs); after the window, the user's values are put back. Each frame's resized (and VAE-encoded)
+    hint is kept for the rest of the sampling, so it is computed once, not per step; a T2I-Adapter's features are
+    kept per window for the windows of the current step. One instance per sampling (reset() between)."""
+    SWAPPED = ("cond_hint_original", "cond_hint", "extra_concat_orig", "control_input")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows = {}  # id(control) -> {frame: that frame's resized / encoded hint, (c, h, w)}
+        self.features = {}  # (id(control), window) -> a T2I-Adapter's control_input
+
+    @staticmethod
+    def controls(conds) -> list:
+        """Every control object in the conds (positive and negative lists), chains followed, each once."""
+        found, seen = [], set()
+        for cond_list in conds:
+            for cond in cond_list or ():
+                control = cond.get("control")
+                while control is not None and id(control) not in seen:
+                    seen.add(id(control))
+                    found.append(control)
+                    control = getattr(control, "previous_controlnet", None)
+        return found
+
+    @staticmethod
+    def check(controls, frames: int) -> None:
+        from ..motion_core.errors import ConfigError
+        for c in controls:
+            hint = getattr(c, "cond_hint_original", None)
+            if hint is not None and hint.shape[0] not in (1, frames):
+                raise ConfigError(f"a {type(c).__name__} hint has {hint.shape[0]} frames but the clip has {frames}: "
+                                  f"give it {frames} hint images (one per frame) or one for every frame")
+
+    def keep_windows(self, windows) -> None:
+        """Drop T2I-Adapter features of windows this step does not sample (uniform schedules move windows)."""
+        keep = {tuple(w) for w in windows}
+        self.features = {k: v for k, v in self.features.items() if k[1] in keep}
+
+    def enter(self, controls, frames: int, window: list[int], index) -> list:
+        """Give each per-frame control the window's frames; returns what exit() needs to put them back."""
+        import torch
+        saved = []
+        for c in controls:
+            hint = getattr(c, "cond_hint_original", None)
+            if hint is None or hint.shape[0] != frames:  # no hint, or one image for every frame: as core does
+                continue
+            saved.append((c, {a: getattr(c, a) for a in self.SWAPPED if hasattr(c, a)}))
+            c.cond_hint_original = hint.index_select(0, index.to(hint.device))
+            c.extra_concat_orig = [e.index_select(0, index.to(e.device)) if e.ndim and e.shape[0] == frames else e
+                                   for e in c.extra_concat_orig]
+            rows = self.rows.get(id(c), {})
+            c.cond_hint = torch.stack([rows[f] for f in window]) if all(f in rows for f in window) else None
+            if hasattr(c, "control_input"):
+                c.control_input = self.features.get((id(c), tuple(window))) if c.cond_hint is not None else None
+        return saved
+
+    def exit(self, saved, window: list[int]) -> None:
+        for c, values in saved:
+            hint = c.cond_hint  # (batched_number x window frames, ...) once core has computed it for this window
+            if hint is not None and hint.shape[0] >= len(window):
+                rows = self.rows.setdefault(id(c), {})
+                for i, f in enumerate(window):
+                    if f not in rows:
+                        rows[f] = hint[i].clone()
+                if getattr(c, "control_input", None) is not None:
+                    self.features[(id(c), tuple(window))] = c.control_input
+            for attr, value in values.items():
+                setattr(c, attr, value)
 
 
 def model_sampling_with_betas(model, beta_schedule: str, linear_end: float):
@@ -83,13 +188,14 @@ def model_sampling_with_betas(model, beta_schedule: str, linear_end: float):
     return sampling
 
 
-def sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise, seed):
+def sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise, seed,
+           noise_mask=None):
     """Stock KSampler sampling (comfy.sample.sample) with its progress bar and latent previews."""
     import comfy.sample
     import latent_preview
     callback = latent_preview.prepare_callback(model, steps)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
-                               denoise=denoise, callback=callback, seed=seed)
+                               denoise=denoise, noise_mask=noise_mask, callback=callback, seed=seed)
 
 
 def prepare_noise(latent, seed):

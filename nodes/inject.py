@@ -50,7 +50,7 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     m.set_injections(KEY, [bridge.patcher_injection(inject, eject)])
     m.set_additional_models(KEY, [bridge.module_patcher(motion_module, m)])
     m.set_model_forward_timestep_embed_patch((MotionLayer, forward_timestep_embed_handler))
-    bridge.add_wrapper(m, "diffusion_model", KEY, diffusion_model)
+    bridge.set_wrapper(m, "diffusion_model", KEY, diffusion_model)
     if schedule != "keep":
         if schedule is None:
             schedule = ("linear", 0.020) if config.family == "sdxl" else ("sqrt_linear", 0.012)

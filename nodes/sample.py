@@ -6,65 +6,9 @@ from __future__ import annotations
 import torch
 
 from . import bridge
+from .context import context_inputs, context_options, with_context
 from .inject import KEY
 from .types import CATEGORY
-
-SCHEDULES = ("static", "uniform", "looped")
-NOISE = ("independent", "freenoise")
-
-
-def _slice_cond(cond_list, frames: int, index: torch.Tensor):
-    """A cond list for one window: every per-frame tensor (batch == frames) sliced to the window's frames."""
-    if cond_list is None:
-        return None
-    out = []
-    for cond in cond_list:
-        cond = dict(cond)
-        for key, value in list(cond.items()):
-            if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == frames:
-                cond[key] = value.index_select(0, index.to(value.device))
-            elif key == "model_conds":
-                conds = dict(value)
-                for name, c in conds.items():
-                    t = getattr(c, "cond", None)
-                    if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == frames:
-                        conds[name] = c._copy_with(t.index_select(0, index.to(t.device)))
-                cond[key] = conds
-        out.append(cond)
-    return out
-
-
-def context_wrapper(options):
-    """A calc_cond_batch wrapper: predictions per window of frames, fused per frame (motion_core.context)."""
-    from ..motion_core.context import fuse_weights, windows
-
-    def wrapper(executor, model, conds, x_in, timestep, model_options, *args, **kwargs):
-        frames = x_in.shape[0]
-        if frames <= options.length:
-            return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
-        transformer_options = model_options.setdefault("transformer_options", {})
-        sigmas = transformer_options.get("sample_sigmas")
-        step = 0
-        if sigmas is not None:
-            matches = torch.nonzero(torch.isclose(sigmas, timestep[:1].to(sigmas), rtol=1e-4))
-            step = int(matches[0].item()) if matches.numel() else 0
-        out = [torch.zeros_like(x_in) for _ in conds]
-        total = torch.zeros(frames, dtype=x_in.dtype, device=x_in.device)
-        for window in windows(frames, options, step):
-            index = torch.tensor(window, device=x_in.device)
-            transformer_options["ad_params"] = {"full_length": frames, "context_length": options.length,
-                                                "sub_idxs": window, "video_length": len(window)}
-            try:
-                results = executor(model, [_slice_cond(c, frames, index) for c in conds], x_in.index_select(0, index),
-                                   timestep.index_select(0, index), model_options, *args, **kwargs)
-            finally:
-                transformer_options.pop("ad_params", None)
-            weight = fuse_weights(len(window), options.fuse).to(x_in)
-            for i, result in enumerate(results):
-                out[i].index_add_(0, index, result * weight.view(-1, *[1] * (x_in.ndim - 1)))
-            total.index_add_(0, index, weight)
-        return [o / total.view(-1, *[1] * (x_in.ndim - 1)) for o in out]
-    return wrapper
 
 
 class SampleFrames:
@@ -95,31 +39,19 @@ class SampleFrames:
                                   "tooltip": "Classifier-free guidance: how strongly to follow the prompt."}),
                 "sampler_name": (samplers, {"tooltip": "Sampling algorithm (as in KSampler)."}),
                 "scheduler": (schedulers, {"tooltip": "Noise schedule spacing (as in KSampler)."}),
-                "context_length": ("INT", {"default": 16, "min": 0, "max": 128, "tooltip":
-                                           "Frames per window, at most the module's window (16 is the usual; 0 = "
-                                           "no windows, the whole clip at once)."}),
-                "context_overlap": ("INT", {"default": 4, "min": 0, "max": 127, "tooltip":
-                                            "Frames shared by neighbouring windows: more = smoother seams, slower."}),
-                "context_schedule": (SCHEDULES, {"tooltip": "static: fixed windows; uniform: windows that shift "
-                                                 "every step; looped: windows wrap around for seamless loops."}),
-                "closed_loop": ("BOOLEAN", {"default": False, "tooltip": "looped schedule: also join the last "
-                                            "frames to the first."}),
-                "fuse_method": (("pyramid", "flat"), {"tooltip": "How overlapping windows are blended: pyramid "
-                                                      "weights frames by their distance from a window's edge."}),
-                "noise_type": (NOISE, {"tooltip": "independent: fresh noise per frame (as KSampler); freenoise: "
-                                       "windows start from shuffled copies of the first window's noise (steadier "
-                                       "long clips)."}),
+                **context_inputs(0),
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                                       "1 = from noise; below 1, how much of a connected latent to redo (video-to-video)."}),
             },
-            "optional": {"latent": ("LATENT", {"tooltip": "Frames to start from (video-to-video), one latent per frame."})},
+            "optional": {"latent": ("LATENT", {"tooltip": "Frames to start from (video-to-video), one latent per frame; "
+                                                 "a noise mask on it (Set Latent Noise Mask) keeps what lies "
+                                                 "outside each frame's mask."})},
         }
 
     def sample(self, model, positive, negative, frames, width, height, seed, steps, cfg, sampler_name, scheduler,
                context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type, denoise,
                latent=None):
         from ..motion_core import ConfigError
-        from ..motion_core.context import ContextOptions, freenoise
         info = model.model_options.get("transformer_options", {}).get(KEY)
         if info is None:
             raise ConfigError("the model has no motion module: connect it through Inject into Model first")
@@ -129,24 +61,19 @@ class SampleFrames:
             samples = torch.zeros([frames, 4, height // 8, width // 8], device="cpu")
         samples = bridge.fix_empty_latent_channels(model, samples)
         frames = samples.shape[0]
-        m = model
-        if context_length and frames > context_length:
-            if context_length > info["pe_length"]:
-                raise ConfigError(f"context_length {context_length} is more than the motion module holds "
-                                  f"({info['pe_length']} frames): set it to at most {info['pe_length']}")
-            options = ContextOptions(length=context_length, overlap=context_overlap, schedule=context_schedule,
-                                     closed_loop=closed_loop, fuse=fuse_method)
-            m = model.clone()
-            bridge.add_wrapper(m, "calc_cond_batch", KEY, context_wrapper(options))
+        windowed = bool(context_length) and frames > context_length
+        if windowed:
+            options = context_options(model, context_length, context_overlap, context_schedule, closed_loop,
+                                      fuse_method)
         elif frames > info["pe_length"]:
             raise ConfigError(f"this motion module holds {info['pe_length']} frames; got {frames}: set "
                               f"context_length to at most {info['pe_length']} to sample longer clips in windows")
+        # the model's own Context Options give way to these inputs (0: the whole clip at once)
+        m = with_context(model, options if windowed else None, noise_type)
         noise = bridge.prepare_noise(samples, seed)
-        if noise_type == "freenoise":
-            length = context_length if context_length and frames > context_length else frames
-            options = ContextOptions(length=length, overlap=min(context_overlap, length - 1))
-            noise = freenoise(noise, options, generator=torch.Generator().manual_seed(seed), dim=0)
-        out = bridge.sample(m, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples, denoise, seed)
+        mask = latent.get("noise_mask") if latent is not None else None  # inpainting: one mask per frame, or one
+        out = bridge.sample(m, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples, denoise, seed,
+                            noise_mask=mask)
         result = dict(latent) if latent is not None else {}
         result["samples"] = out
         return (result,)

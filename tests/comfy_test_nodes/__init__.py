@@ -46,4 +46,33 @@ class MotionModuleDigest:
         return {}
 
 
-NODE_CLASS_MAPPINGS = {"MCTest_MotionModuleDigest": MotionModuleDigest}
+class RecordAdParams:
+    """A model clone whose diffusion model calls append the `ad_params` they see (as IPAdapter_plus and
+    Advanced-ControlNet read them) to output/mctest/<label>.jsonl, one line per call."""
+    CATEGORY = "motion_core_tests"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "label": ("STRING", {"default": "ad_params"})}}
+
+    def apply(self, model, label):
+        import comfy.patcher_extension
+        import folder_paths
+        folder = os.path.join(folder_paths.get_output_directory(), "mctest")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{label}.jsonl")
+
+        def record(executor, x, *args, **kwargs):
+            options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
+            params = options.get("ad_params")
+            with open(path, "a") as f:
+                f.write(json.dumps({"batch": x.shape[0], "ad_params": params}) + "\n")
+            return executor(x, *args, **kwargs)
+        m = model.clone()
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "mctest", record)
+        return (m,)
+
+
+NODE_CLASS_MAPPINGS = {"MCTest_MotionModuleDigest": MotionModuleDigest, "MCTest_RecordAdParams": RecordAdParams}

@@ -1,0 +1,149 @@
+"""Context Options: context windows carried by the MODEL, so that every sampler node (KSampler, KSamplerAdvanced,
+SamplerCustomAdvanced, detailers, Sample Frames) samples clips longer than the motion module's window in windows.
+`with_context` puts three wrappers on a clone, under one key (Sample Frames uses the same function):
+  - outer_sample: one sampling's state (the hint cache) and its starting noise (FreeNoise);
+  - prepare_sampling: ComfyUI's memory estimate counts one window, not the whole clip;
+  - calc_cond_batch: each window is predicted with its own frames of every per-frame input (conditioning, area and
+    mask conds, ControlNet / T2I-Adapter hints, ad_params for IPAdapter and Advanced-ControlNet), and the
+    predictions are fused per frame (motion_core.context.sample_windows)."""
+
+from __future__ import annotations
+
+import torch
+
+from . import bridge
+from .inject import KEY as MOTION_KEY
+from .types import CATEGORY
+
+KEY = "motion_core.context"
+SCHEDULES = ("static", "uniform", "looped")
+FUSE_METHODS = ("pyramid", "flat")
+NOISE = ("independent", "freenoise")
+WRAPPERS = ("outer_sample", "prepare_sampling", "calc_cond_batch")
+
+NOISE_TOOLTIP = ("independent: fresh noise per frame (as KSampler); freenoise: windows start from shuffled copies "
+                 "of the first window's noise (steadier long clips). FreeNoise shapes the starting noise only: "
+                 "ancestral and SDE samplers add fresh independent noise at every step, which weakens it.")
+
+
+def current_step(sigmas, timestep) -> int:
+    """The index of this call's sigma in the sampling's sigmas (uniform and looped windows rotate with it)."""
+    if sigmas is None:
+        return 0
+    matches = torch.nonzero(torch.isclose(sigmas, timestep[:1].to(sigmas), rtol=1e-4))
+    return int(matches[0].item()) if matches.numel() else 0
+
+
+def with_context(model, options, noise_type: str = "independent"):
+    """A clone of `model` that samples in the windows of `options` (motion_core.context.ContextOptions) with
+    `noise_type` starting noise; options None: a clone without windows (whole clip at once)."""
+    from ..motion_core.context import ContextOptions, freenoise, sample_windows, windows
+    if noise_type not in NOISE:
+        from ..motion_core import ConfigError
+        raise ConfigError(f"noise_type {noise_type!r} is not one of {', '.join(NOISE)}")
+    m = model.clone()
+    if options is None:
+        for kind in WRAPPERS:
+            bridge.set_wrapper(m, kind, KEY, None)
+        return m
+    hints = bridge.ControlWindows()
+
+    def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+                     disable_pbar=False, seed=None):
+        hints.reset()
+        if noise_type == "freenoise":
+            length = options.length if noise.shape[0] > options.length else noise.shape[0]
+            first = ContextOptions(length=length, overlap=min(options.overlap, length - 1))
+            noise = freenoise(noise, first, generator=torch.Generator().manual_seed(seed or 0), dim=0)
+        try:
+            return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+        finally:
+            hints.reset()
+
+    def prepare_sampling(executor, model, noise_shape, *args, **kwargs):
+        if noise_shape[0] > options.length:  # the memory ComfyUI reserves: one window's, not the clip's
+            noise_shape = [options.length, *noise_shape[1:]]
+        return executor(model, noise_shape, *args, **kwargs)
+
+    def calc_cond_batch(executor, model, conds, x_in, timestep, model_options, *args, **kwargs):
+        frames = x_in.shape[0]
+        if frames <= options.length:
+            return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
+        transformer_options = model_options.setdefault("transformer_options", {})
+        step = current_step(transformer_options.get("sample_sigmas"), timestep)
+        controls = hints.controls(conds)
+        hints.check(controls, frames)
+        hints.keep_windows(windows(frames, options, step))
+
+        def predict(x, window):
+            index = torch.tensor(window, device=x_in.device)
+            transformer_options["ad_params"] = {"full_length": frames, "context_length": options.length,
+                                                "sub_idxs": window, "video_length": len(window)}
+            saved = hints.enter(controls, frames, window, index)
+            try:
+                results = executor(model, [bridge.slice_conds(c, frames, index) for c in conds], x,
+                                   timestep.index_select(0, index), model_options, *args, **kwargs)
+            finally:
+                hints.exit(saved, window)
+                transformer_options.pop("ad_params", None)
+            return torch.stack(results, dim=1)  # (window frames, conds, c, h, w)
+
+        return list(sample_windows(predict, x_in, options, step, dim=0).unbind(1))
+
+    for kind, wrapper in zip(WRAPPERS, (outer_sample, prepare_sampling, calc_cond_batch)):
+        bridge.set_wrapper(m, kind, KEY, wrapper)
+    return m
+
+
+def context_inputs(length_min: int) -> dict:
+    """The context inputs Context Options and Sample Frames share (same names, same tooltips)."""
+    zero = " (0 = no windows, the whole clip at once)" if length_min == 0 else ""
+    return {
+        "context_length": ("INT", {"default": 16, "min": length_min, "max": 128, "tooltip":
+                                   f"Frames per window, at most the module's window (16 is the usual){zero}. "
+                                   "Fewer than 8 frames per window wash the motion out."}),
+        "context_overlap": ("INT", {"default": 4, "min": 0, "max": 127, "tooltip":
+                                    "Frames shared by neighbouring windows: more = smoother seams, slower."}),
+        "context_schedule": (SCHEDULES, {"tooltip": "static: fixed windows; uniform: windows that shift every step; "
+                                         "looped: windows wrap around for seamless loops."}),
+        "closed_loop": ("BOOLEAN", {"default": False, "tooltip": "looped schedule: also join the last frames to "
+                                    "the first."}),
+        "fuse_method": (FUSE_METHODS, {"tooltip": "How overlapping windows are blended: pyramid weights frames by "
+                                       "their distance from a window's edge; flat averages."}),
+        "noise_type": (NOISE, {"tooltip": NOISE_TOOLTIP}),
+    }
+
+
+def context_options(model, context_length, context_overlap, context_schedule, closed_loop, fuse_method):
+    """ContextOptions from node inputs, refused early when the window is longer than the injected module holds."""
+    from ..motion_core import ConfigError
+    from ..motion_core.context import ContextOptions
+    from ..motion_core.guards import too_many_frames
+    if context_overlap >= context_length:
+        raise ConfigError(f"context_overlap {context_overlap} must be less than context_length {context_length}")
+    info = model.model_options.get("transformer_options", {}).get(MOTION_KEY)
+    if info is not None and context_length > info["pe_length"]:
+        raise ConfigError(too_many_frames(context_length, info["pe_length"]))
+    return ContextOptions(length=context_length, overlap=context_overlap, schedule=context_schedule,
+                          closed_loop=closed_loop, fuse=fuse_method)
+
+
+class ContextOptionsNode:
+    DESCRIPTION = ("Give a model context windows, so that any sampler (KSampler, KSamplerAdvanced, "
+                   "SamplerCustomAdvanced, detailers) samples clips longer than the motion module's window in "
+                   "overlapping windows of frames. Every per-frame input follows its window: prompt travel, area and "
+                   "mask conditioning, ControlNet / T2I-Adapter / Control-LoRA hints, inpainting masks, and ad_params "
+                   "for IPAdapter and Advanced-ControlNet. ComfyUI loads the model for one window, not the clip.")
+    CATEGORY = f"{CATEGORY}/sampling"
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The model with context windows (a clone); sample it with any sampler.",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL", {"tooltip": "A model from Inject into Model (before or after it)."}),
+                             **context_inputs(1)}}
+
+    def apply(self, model, context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type):
+        options = context_options(model, context_length, context_overlap, context_schedule, closed_loop, fuse_method)
+        return (with_context(model, options, noise_type),)
