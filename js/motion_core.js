@@ -1,5 +1,5 @@
-// motion_core web extension: a live context-window diagram on Sample Frames, guard-rail warnings on Sample Frames
-// and Inject into Model, and a frame count / rate caption under Save Animation's preview (the preview itself is
+// motion_core web extension: a live context-window diagram on Sample Frames, guard-rail warnings on Sample Frames,
+// Inject into Model and Context Options, and a frame count / rate caption under Save Animation's preview (the preview itself is
 // ComfyUI's own: WebP and MP4 play in the node and in the queue history). Only app.registerExtension and the node
 // callbacks it documents are used; every element is styled inline (no global CSS).
 import { app } from "../../scripts/app.js";
@@ -104,13 +104,15 @@ function addSampleFramesView(nodeType) {
   chain(nodeType.prototype, "onConnectionsChange", function () { this.mcRefresh?.(); });
 }
 
-function addInjectGuard(nodeType) {
+// Inject into Model and Context Options: a warning box (Context Options also re-checks when its window changes).
+function addGuard(nodeType) {
   chain(nodeType.prototype, "onNodeCreated", function () {
     const root = panel();
     this.mcWarningBox = warningBox();
     root.append(this.mcWarningBox);
     this.addDOMWidget("warnings", "mc-warnings", root, { serialize: false, hideOnZoom: false });
     this.mcRefresh = debounce(() => refreshWarnings(this).catch((e) => console.warn("motion_core: check", e)));
+    watchWidgets(this, ["context_length"], this.mcRefresh);
     this.mcRefresh();
   });
   chain(nodeType.prototype, "onConfigure", function () { this.mcRefresh?.(); });
@@ -191,9 +193,9 @@ app.registerExtension({
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name === "MC_SampleFrames") addSampleFramesView(nodeType);
-    if (nodeData.name === "MC_InjectMotionModule") addInjectGuard(nodeType);
+    if (["MC_InjectMotionModule", "MC_ContextOptions"].includes(nodeData.name)) addGuard(nodeType);
     if (nodeData.name === "MC_SaveAnimation") addSaveCaption(nodeType);
-    if (["MC_LoadMotionModule", "MC_ApplyMotionLoRA", "MC_InjectMotionModule"].includes(nodeData.name)) {
+    if (["MC_LoadMotionModule", "MC_ApplyMotionLoRA", "MC_InjectMotionModule", "MC_ContextOptions"].includes(nodeData.name)) {
       chain(nodeType.prototype, "onNodeCreated", function () {
         watchWidgets(this, ["model_name"], refreshAll);
       });

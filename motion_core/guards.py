@@ -23,14 +23,29 @@ def too_many_frames(frames: int, pe_length: int) -> str | None:
             f"windows of at most {pe_length} frames (context_length 16 is the usual)")
 
 
+MIN_FRAMES = 8  # below this, users report washed-out, noisy clips (the modules were trained on 16 frames)
+
+
+def too_few_frames(frames: int, what: str = "window") -> str | None:
+    """None for `frames` >= MIN_FRAMES; else the sentence naming the fix (`what`: "clip" or "window")."""
+    if frames >= MIN_FRAMES:
+        return None
+    return (f"the {what} has {frames} frames: below {MIN_FRAMES} frames AnimateDiff's motion washes out into noise "
+            f"(its modules were trained on 16-frame clips): use {MIN_FRAMES} to 32 frames per window, 16 is the usual")
+
+
 def graph_warnings(*, frames: int | None, context_length: int | None, module: dict | None,
                    model_family: str | None) -> list[str]:
-    """Warnings for a Sample Frames setup: `module` is describe()'s dict of the connected motion module (or None),
-    `model_family` the connected checkpoint's family (or None when unknown)."""
+    """Warnings for a Sample Frames or Context Options setup: `module` is describe()'s dict of the connected
+    motion module (or None), `model_family` the connected checkpoint's family (or None when unknown), frames None
+    when unknown (a connected latent, or Context Options), context_length 0 or None for no windows."""
     out = []
     if module is not None and model_family is not None:
         out.append(family_mismatch(module["family"], model_family))
-    if module is not None and frames is not None:
-        window = context_length if context_length and context_length < frames else frames
+    windowed = bool(context_length) and (frames is None or context_length < frames)
+    window = context_length if windowed else frames
+    if module is not None and window is not None:
         out.append(too_many_frames(window, module["pe_length"]))
+    if window is not None:
+        out.append(too_few_frames(window, "window" if windowed else "clip"))
     return [w for w in out if w]

@@ -180,7 +180,20 @@ class ControlWindows:
 
 def model_sampling_with_betas(model, beta_schedule: str, linear_end: float):
     """A model_sampling object like the model's own (same prediction type), over AnimateDiff's training betas:
-    `sqrt_linear` = linspace(0.00085, linear_end) (SD1.5 modules), `linear` = its sqrt-spaced square (SDXL beta)."""
+    `sqrt_linear` = linspace(0.00085, linear_end) (SD1.5 modules), `linear` = its sqrt-spaced square (SDXL beta),
+    `lcm` = sqrt_linear betas on LCM's distilled timesteps with LCM's boundary conditions (AnimateLCM), as core's
+    ModelSamplingDiscrete node builds it for "lcm"."""
+    if beta_schedule == "lcm":
+        import copy
+
+        from comfy_extras.nodes_model_advanced import LCM, ModelSamplingDiscreteDistilled
+
+        class AnimateLCMSampling(ModelSamplingDiscreteDistilled, LCM):
+            pass
+        config = copy.copy(model.model.model_config)
+        config.sampling_settings = {**config.sampling_settings, "beta_schedule": "sqrt_linear",
+                                    "linear_start": 0.00085, "linear_end": linear_end}
+        return AnimateLCMSampling(config)
     current = model.get_model_object("model_sampling")
     sampling = type(current)(model.model.model_config)
     sampling._register_schedule(given_betas=None, beta_schedule=beta_schedule, timesteps=1000,

@@ -18,6 +18,7 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     from ..motion_core.frames import frames_context
     from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler, frames_per_clip
     from ..motion_core.patch import Patch, check_compatible
+    from ..motion_core.schedule import module_schedule
 
     unet = model.model.diffusion_model
     check_compatible(unet, motion_module)  # wrong family: refused now, naming both, not at sampling time
@@ -53,7 +54,7 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     bridge.set_wrapper(m, "diffusion_model", KEY, diffusion_model)
     if schedule != "keep":
         if schedule is None:
-            schedule = ("linear", 0.020) if config.family == "sdxl" else ("sqrt_linear", 0.012)
+            schedule = module_schedule(config.version)
         m.add_object_patch("model_sampling", bridge.model_sampling_with_betas(m, *schedule))
     m.model_options.setdefault("transformer_options", {})[KEY] = {"pe_length": config.pe_length,
                                                                  "family": config.family}

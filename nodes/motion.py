@@ -6,9 +6,11 @@ from . import bridge
 from .types import CATEGORY, MOTION_MODULE
 
 SCHEDULES = {  # beta schedule the module was trained with, in ComfyUI's names (bridge.model_sampling_with_betas)
-    "auto": None,
+    "auto": None,  # motion_core.schedule.MODULE_SCHEDULES by the module's version
     "sqrt_linear (AnimateDiff SD1.5)": ("sqrt_linear", 0.012),
     "linear (AnimateDiff SDXL beta)": ("linear", 0.020),
+    "linear (HotShot-XL, SDXL's own)": ("linear", 0.012),
+    "lcm (AnimateLCM)": ("lcm", 0.012),
     "keep the model's": "keep",
 }
 
@@ -83,7 +85,8 @@ class InjectMotionModule:
                                    "Blend: 0 = the plain image model, 1 = the full motion module."}),
             "beta_schedule": (list(SCHEDULES), {"default": "auto", "tooltip":
                               "Noise schedule: auto picks the one the module was trained with (sqrt_linear for "
-                              "SD1.5 modules, linear for SDXL beta)."}),
+                              "AnimateDiff SD1.5 and Lightning, linear to 0.020 for the SDXL beta, SDXL's own for "
+                              "HotShot-XL, lcm for AnimateLCM)."}),
         }}
 
     def inject(self, model, motion_module, scale, strength, beta_schedule):

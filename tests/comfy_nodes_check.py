@@ -144,6 +144,13 @@ def main():
     betas = model.get_model_object("model_sampling").sigmas
     results["sigma_max_injected_vs_base"] = [betas[-1].item(), sampling_before.sigmas[-1].item()]
 
+    # auto beta schedule by version: AnimateLCM samples on LCM's distilled timesteps over sqrt_linear betas
+    lcm_module = load_motion_module(FIXTURES / "tiny_v2.safetensors", heads=2, version="animatelcm")
+    (lcm_model,) = N["MC_InjectMotionModule"]().inject(base, lcm_module, 1.0, 1.0, "auto")
+    lcm_sampling = lcm_model.get_model_object("model_sampling")
+    results["animatelcm_sampling"] = {"classes": [c.__name__ for c in type(lcm_sampling).__mro__],
+                                      "sigmas": len(lcm_sampling.sigmas), "sigma_max": lcm_sampling.sigmas[-1].item(),
+                                      "v2_sigma_max": betas[-1].item()}
     images = torch.rand(16, 24, 32, 3)
     ui = N["MC_SaveAnimation"]().save(images, "mc/test", "webp", 8.0, 0, 90, prompt={"1": {"class_type": "X"}},
                                       extra_pnginfo={"workflow": {"nodes": []}})

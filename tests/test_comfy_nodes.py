@@ -58,3 +58,9 @@ def test_save_animation_embeds_the_workflow(findings):
     assert saved["exists"]
     assert saved["metadata"] == {"prompt": {"1": {"class_type": "X"}}, "workflow": {"nodes": []}}
     assert saved["ui"]["animated"] == [True] and saved["ui"]["frames"] == [16]
+
+
+def test_auto_beta_schedule_gives_animatelcm_lcm_timesteps_on_animatediff_betas(findings):
+    found = findings["animatelcm_sampling"]
+    assert {"ModelSamplingDiscreteDistilled", "LCM"} <= set(found["classes"]) and found["sigmas"] == 50
+    assert found["sigma_max"] == found["v2_sigma_max"]  # the same betas (sqrt_linear to 0.012), at t=999

@@ -96,3 +96,14 @@ def test_config_json_round_trip():
     assert MotionModuleConfig.from_json(c.to_json()) == c
     assert c.cross_frame_norm and not tiny_config("v2").cross_frame_norm
     assert tiny_config("v1").host_cross_frame_norm and not tiny_config("v3").host_cross_frame_norm
+
+
+def test_each_version_has_the_beta_schedule_it_was_trained_with():
+    from motion_core.config import VERSIONS
+    from motion_core.schedule import MODULE_SCHEDULES, module_schedule
+    assert set(MODULE_SCHEDULES) == set(VERSIONS)
+    assert module_schedule("v3") == module_schedule("v2") == module_schedule("v1") == ("sqrt_linear", 0.012)
+    assert module_schedule("sdxl-beta") == ("linear", 0.020) and module_schedule("hotshot-xl") == ("linear", 0.012)
+    assert module_schedule("animatelcm") == ("lcm", 0.012)
+    with pytest.raises(ConfigError, match="v9"):
+        module_schedule("v9")

@@ -70,6 +70,13 @@ def test_check_warns_in_the_runtime_errors_words(routes):
     assert "is a MotionLoRA" in check(motion_module="lora.ckpt")[1]["warnings"][0]
     assert check(frames=-3)[0] == 400 and check(loader="weird")[0] == 400
     assert check()[1] == {"warnings": [], "module": None, "model_family": None}
+    # Context Options (no frame count): its window against the module, and windows or clips under 8 frames
+    assert check(motion_module="mm_sd_v15_v2.ckpt", context_length=48)[1]["warnings"] == [str(raised.value)]
+    short = check(motion_module="mm_sd_v15_v2.ckpt", context_length=4)[1]["warnings"]
+    assert len(short) == 1 and short[0].startswith("the window has 4 frames: below 8 frames")
+    assert check(frames=48, context_length=6)[1]["warnings"][0].startswith("the window has 6 frames")
+    assert check(frames=5, context_length=16)[1]["warnings"][0].startswith("the clip has 5 frames")
+    assert check(frames=8, context_length=0)[1]["warnings"] == []
 
 
 def test_family_from_checkpoint_keys(routes):

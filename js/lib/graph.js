@@ -51,6 +51,7 @@ export function checkQuery(node) {
     if (!latent) q.set("frames", String(widgetValue(node, "frames")));
     q.set("context_length", String(widgetValue(node, "context_length")));
   }
+  if (node.type === "MC_ContextOptions") q.set("context_length", String(widgetValue(node, "context_length")));
   return q.toString();
 }
 

@@ -36,6 +36,17 @@ test("a connected latent decides the frame count, so none is sent; a UNET loader
   assert.deepEqual(motionSetup(inject), { checkpoint: "sdxl.safetensors", loader: "diffusion_models" });
 });
 
+test("Context Options checks its window against the module upstream; Sample Frames finds it through it", () => {
+  const ckpt = node("CheckpointLoaderSimple", { ckpt_name: "v1-5-pruned-emaonly.safetensors" });
+  const mm = node("MC_LoadMotionModule", { model_name: "mm_sd_v15_v2.ckpt" });
+  const inject = node("MC_InjectMotionModule", {}, { model: ckpt, motion_module: mm });
+  const options = node("MC_ContextOptions", { context_length: 6 }, { model: inject });
+  assert.equal(checkQuery(options), "motion_module=mm_sd_v15_v2.ckpt&checkpoint=v1-5-pruned-emaonly.safetensors"
+                                    + "&loader=checkpoints&context_length=6");
+  const sample = node("MC_SampleFrames", { frames: 48, context_length: 16 }, { model: options, latent: null });
+  assert.equal(motionSetup(sample).motion_module, "mm_sd_v15_v2.ckpt");
+});
+
 test("nothing wired: empty setup; upstream stops at missing links and loops", () => {
   assert.deepEqual(motionSetup(node("MC_SampleFrames", { frames: 16 }, { model: null })), {});
   const a = node("A", {}, { model: null });
