@@ -61,6 +61,23 @@ def tiny_controlnet(seed: int, latent_format=None):
                                        latent_format=latent_format)
 
 
+def tiny_t2i_adapter():
+    """A core T2IAdapter over a tiny random Adapter with the tiny UNet's channels; records the hint frames (as
+    tiny_controlnet) and counts its runs."""
+    import comfy.t2i_adapter.adapter
+    torch.manual_seed(3)
+    net = comfy.t2i_adapter.adapter.Adapter(cin=3 * 64, channels=[32, 64, 64, 64], nums_rb=1, ksize=1, sk=True,
+                                            use_conv=False, xl=False)
+    forward = net.forward
+
+    def recording(x):
+        rows = (x[:, 0].mean(dim=(1, 2)) * (FRAMES - 1)).round().long().tolist()
+        EVENTS.append(("t2i", 3, rows[:len(rows) // rows.count(rows[0])]))
+        return forward(x)
+    net.forward = recording
+    return comfy.controlnet.T2IAdapter(net, 3, 8, "nearest-exact", device=torch.device("cpu"))
+
+
 class StandInVAE:
     """What a ControlNet needs of a VAE that encodes its hints: encode() and its spatial compression (1: the hint
     stays at pixel size). Counts the frames it encodes."""
@@ -153,6 +170,24 @@ def main():
                 "same_twice": bool(torch.equal(first, again)),
                 "control_untouched": control.cond_hint is None and control.cond_hint_original.shape[0] == FRAMES,
             }
+
+    # 1a. a T2I-Adapter: each window's features come from its own hint frames, computed once per window
+    adapter = tiny_t2i_adapter()
+    for schedule in ("static", "uniform"):
+        m = windowed(schedule)
+        want = {tuple(w) for step in range(STEPS) for w in windows(FRAMES, ContextOptions(16, 4, schedule), step)}
+        EVENTS.clear()
+        pos, neg = apply(text, negative, adapter, ramp, 1.0, 0.0, 1.0)
+        ksampler(m, pos, neg, empty)
+        runs = [tuple(e[2]) for e in EVENTS if e[0] == "t2i"]
+        results[f"{schedule}_t2i"] = {"windows": set(runs) == want, "runs": len(runs),
+                                      "windows_in_step0": len(windows(FRAMES, ContextOptions(16, 4, schedule), 0))}
+    out_black = ksampler(windowed("static"), *apply(text, negative, adapter, hint_video([0.0] * FRAMES), 1.0, 0.0,
+                                                    1.0), empty, steps=1)
+    out_bw = ksampler(windowed("static"), *apply(text, negative, adapter, hint_video([0.0] * 16 + [1.0] * 32), 1.0,
+                                                 0.0, 1.0), empty, steps=1)
+    results["t2i_last_frames_follow_their_hints"] = (out_bw[40:] - out_black[40:]).abs().mean().item()
+    results["t2i_first_frames_same"] = (out_bw[:12] - out_black[:12]).abs().max().item()
 
     # 1b. the issue's symptom: 16 black then 32 white hint frames against all black (one step: frames 0-11 see
     # window 0 alone, whose hints are the same)

@@ -6,10 +6,11 @@ BASE_DIR gets models with the conventional names the shipped workflows use, all 
   models/checkpoints/v1-5-pruned-emaonly.safetensors   an SD1.5 checkpoint ComfyUI detects as SD1.5
   models/animatediff_models/mm_sd_v15_v2.ckpt, v3_sd15_mm.ckpt   motion modules, original layout (pickle .ckpt)
   models/animatediff_motion_lora/v2_lora_ZoomIn.ckpt    a rank-64 MotionLoRA for v2
-  input/motion_core_input.webp                          a 16-frame 64x64 clip for video-to-video
+  models/controlnet/control_v11p_sd15_canny.pth         an SD1.5 ControlNet (ldm layout)
+  input/motion_core_input.webp, motion_core_input_48.webp   16- and 48-frame 64x64 clips for video-to-video
   custom_nodes/motion_core                              a link to this repository
   custom_nodes/mctest_nodes                             a link to tests/comfy_test_nodes (test-only nodes)
-Nothing is downloaded; a finished BASE_DIR is reused (delete it to rebuild)."""
+Nothing is downloaded; what a BASE_DIR already has is reused (delete it to rebuild)."""
 
 import json
 import math
@@ -91,31 +92,51 @@ def motion_modules(folder: Path, lora_folder: Path) -> None:
             torch.save({k: v.half() for k, v in lora.items()}, lora_folder / "v2_lora_ZoomIn.ckpt")
 
 
-def input_clip(path: Path) -> None:
+def controlnet(path: Path) -> None:
+    """A full-size SD1.5 ControlNet (ldm layout, as control_v11p_sd15_*.pth), every weight random: the zero
+    convolutions too, so its hint visibly steers."""
+    from comfy.cldm.cldm import ControlNet
+    config = {k: v for k, v in SD15_UNET.items() if k != "out_channels"}
+    torch.save(randomize(ControlNet(hint_channels=3, **config)), path)
+
+
+def input_clip(path: Path, frames: int = 16) -> None:
+    """A red square sliding right over black, 64x64 px; past 16 frames it slides back and forth, 4 px lower at each
+    turn (lossy WebP drops a frame too like the one before it: every frame must differ to keep the count)."""
     from motion_core.media import write_animation
-    frames = torch.zeros(16, 64, 64, 3)
-    for i in range(16):
-        frames[i, 20:44, 2 + 2 * i: 26 + 2 * i] = torch.tensor([0.9, 0.2, 0.1])
-    write_animation(frames, path, fps=8)
+    video = torch.zeros(frames, 64, 64, 3)
+    for i in range(frames):
+        x = 2 * (i % 16 if (i // 16) % 2 == 0 else 15 - i % 16)
+        y = 20 + 4 * (i // 16)
+        video[i, y:y + 24, 2 + x: 26 + x] = torch.tensor([0.9, 0.2, 0.1])
+    write_animation(video, path, fps=8)
 
 
 def main() -> None:
-    for sub in ("models/checkpoints", "models/animatediff_models", "models/animatediff_motion_lora", "input",
-                "output", "custom_nodes", "user"):
+    for sub in ("models/checkpoints", "models/animatediff_models", "models/animatediff_motion_lora",
+                "models/controlnet", "input", "output", "custom_nodes", "user"):
         (BASE / sub).mkdir(parents=True, exist_ok=True)
     for name, target in (("motion_core", ROOT), ("mctest_nodes", ROOT / "tests" / "comfy_test_nodes")):
         link = BASE / "custom_nodes" / name
         if not link.exists():
             os.symlink(target, link)
-    done = BASE / ".complete"
-    if done.exists():
-        print(f"reusing {BASE}")
-        return
-    checkpoint(BASE / "models/checkpoints/v1-5-pruned-emaonly.safetensors")
-    motion_modules(BASE / "models/animatediff_models", BASE / "models/animatediff_motion_lora")
-    input_clip(BASE / "input/motion_core_input.webp")
-    done.write_text(json.dumps({"built_by": "tests/comfy_workspace.py"}))
-    print(f"built {BASE}")
+    models = BASE / "models"
+    parts = {  # each built when missing, so a workspace from an older version of this script gains the new parts
+        models / "checkpoints/v1-5-pruned-emaonly.safetensors": checkpoint,
+        models / "animatediff_models/v3_sd15_mm.ckpt":
+            lambda _: motion_modules(models / "animatediff_models", models / "animatediff_motion_lora"),
+        models / "controlnet/control_v11p_sd15_canny.pth": controlnet,
+        BASE / "input/motion_core_input.webp": input_clip,
+        BASE / "input/motion_core_input_48.webp": lambda path: input_clip(path, 48),
+    }
+    missing = [path for path in parts if not path.exists()]
+    for path in missing:
+        tmp = path.with_name(path.name + ".tmp" + path.suffix)
+        parts[path](tmp)
+        if tmp.exists():  # the motion modules write their own files (three of them)
+            os.replace(tmp, path)  # a killed build leaves no half-written file under the real name
+    (BASE / ".complete").write_text(json.dumps({"built_by": "tests/comfy_workspace.py"}))
+    print(f"built {len(missing)} of {len(parts)} parts in {BASE}" if missing else f"reusing {BASE}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,13 @@ def test_each_window_is_steered_by_its_own_hint_frames(findings, case):
     assert found["same_twice"] and found["control_untouched"]  # the user's control objects: as they were
 
 
+@pytest.mark.parametrize("schedule", ["static", "uniform"])
+def test_a_t2i_adapter_runs_once_per_window_on_that_windows_hint_frames(findings, schedule):
+    found = findings[f"{schedule}_t2i"]
+    assert found["windows"] and found["runs"] == found["windows_in_step0"]  # 2 steps, each window's features once
+    assert findings["t2i_last_frames_follow_their_hints"] > 0.1 and findings["t2i_first_frames_same"] == 0.0
+
+
 def test_the_reported_symptom_is_gone(findings):
     """16 black then 32 white hint frames against all black: the last frames differ, the first (window 0 alone,
     one step) are identical; a single hint image still steers every frame; a short hint video is refused."""

@@ -48,7 +48,8 @@ def test_every_node_has_a_help_page(pack):
 
 
 CORE_NODES = {"CheckpointLoaderSimple", "CLIPTextEncode", "VAEDecode", "VAEEncode", "KSampler", "EmptyLatentImage",
-              "LoadImage", "SaveImage"}  # ComfyUI core nodes (present in every release since 2023)
+              "LoadImage", "SaveImage", "ImageScale", "Canny", "ControlNetLoader",
+              "ControlNetApplyAdvanced"}  # ComfyUI core nodes (present in every release since 2023)
 
 
 def test_every_workflow_uses_existing_nodes_and_its_ui_file_matches(pack):

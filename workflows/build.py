@@ -81,8 +81,32 @@ def video_to_video() -> dict:
     return wf
 
 
+def controlnet_video_to_video() -> dict:
+    """48 frames of video through the stock KSampler with Context Options: a per-frame Canny hint from the video
+    steers core's Apply ControlNet (Advanced), each window by its own hint frames."""
+    wf = _base("a glowing neon square sliding across a dark room", "v3_sd15_mm.ckpt", 48)
+    wf["10"] = {"class_type": "LoadImage", "inputs": {"image": "motion_core_input_48.webp"}}
+    wf["11"] = {"class_type": "ImageScale", "inputs": {"image": ["10", 0], "upscale_method": "bilinear",
+                                                       "width": 512, "height": 512, "crop": "disabled"}}
+    wf["12"] = {"class_type": "Canny", "inputs": {"image": ["11", 0], "low_threshold": 0.4, "high_threshold": 0.8}}
+    wf["13"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "control_v11p_sd15_canny.pth"}}
+    wf["14"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+        "positive": ["2", 0], "negative": ["3", 0], "control_net": ["13", 0], "image": ["12", 0], "strength": 0.8,
+        "start_percent": 0.0, "end_percent": 1.0}}
+    wf["15"] = {"class_type": "MC_ContextOptions", "inputs": {
+        "model": ["5", 0], "context_length": 16, "context_overlap": 4, "context_schedule": "static",
+        "closed_loop": False, "fuse_method": "pyramid", "noise_type": "independent"}}
+    wf["16"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["11", 0], "vae": ["1", 2]}}
+    wf["6"] = {"class_type": "KSampler", "inputs": {
+        "model": ["15", 0], "positive": ["14", 0], "negative": ["14", 1], "latent_image": ["16", 0], "seed": 42,
+        "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal", "denoise": 0.75}}
+    wf["8"]["inputs"].update(format="mp4", filename_prefix="motion_core/controlnet_v2v")
+    return wf
+
+
 WORKFLOWS = {"text_to_animation": text_to_animation, "long_animation": long_animation,
-             "prompt_travel": prompt_travel, "motion_lora": motion_lora, "video_to_video": video_to_video}
+             "prompt_travel": prompt_travel, "motion_lora": motion_lora, "video_to_video": video_to_video,
+             "controlnet_video_to_video": controlnet_video_to_video}
 
 
 def to_ui(api: dict, info: dict) -> dict:
