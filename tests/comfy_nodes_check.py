@@ -27,9 +27,9 @@ import nodes as comfy_nodes  # noqa: E402
 from pack_import import load_pack  # noqa: E402,F401  (comfy_train_check imports it from here too)
 
 FIXTURES = ROOT / "tests" / "fixtures"
-UNET = {"image_size": 16, "out_channels": 4, "use_spatial_transformer": True, "legacy": False, "in_channels": 4,
+UNET = {"image_size": 12, "out_channels": 4, "use_spatial_transformer": True, "legacy": False, "in_channels": 4,
         "model_channels": 32, "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
-        "channel_mult": [1, 2, 2, 2], "transformer_depth_middle": 1, "use_linear_in_transformer": False,
+        "channel_mult": [1, 1, 1, 1], "transformer_depth_middle": 1, "use_linear_in_transformer": False,
         "context_dim": 32, "num_heads": 2, "num_head_channels": -1, "adm_in_channels": None,
         "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_temporal_attention": False,
         "use_temporal_resblock": False, "dtype": torch.float32}

@@ -25,9 +25,9 @@ from motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler 
 from motion_core.patch import Patch  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
-CONFIG = {"use_checkpoint": False, "image_size": 16, "out_channels": 4, "use_spatial_transformer": True,
+CONFIG = {"use_checkpoint": False, "image_size": 12, "out_channels": 4, "use_spatial_transformer": True,
           "legacy": False, "adm_in_channels": None, "dtype": torch.float32, "in_channels": 4, "model_channels": 32,
-          "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "channel_mult": [1, 2, 2, 2],
+          "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "channel_mult": [1, 1, 1, 1],
           "transformer_depth_middle": 1, "use_linear_in_transformer": False, "context_dim": 32, "num_heads": 2,
           "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_temporal_attention": False,
           "use_temporal_resblock": False}
@@ -49,7 +49,8 @@ def main() -> None:
                    "patches": {"forward_timestep_embed_patch": [(MotionLayer, forward_timestep_embed_handler)]}}
         with torch.no_grad():
             plain = unet(x, t, context, transformer_options={})
-            patch = Patch(unet, load_motion_module(FIXTURES / f"tiny_unet_{version}_full.safetensors"))
+            patch = Patch(unet, load_motion_module(FIXTURES / f"tiny_unet_{version}_full.safetensors",
+                                                   dtype=torch.float32))
             inserted = sum(1 for m in unet.modules() if isinstance(m, MotionLayer))
             with frames_context(f):  # only v1's cross-frame GroupNorms read it; the modules use cond_or_uncond
                 out = unet(x, t, context, transformer_options=options)
@@ -62,11 +63,11 @@ def main() -> None:
                             "modules_left_after_remove": sum(1 for m in unet.modules() if isinstance(m, MotionLayer))}
     # a UNet built without a middle block (transformer_depth_middle=-2): v3 fits, v2's mid module is refused
     bare = UNetModel(**{**CONFIG, "transformer_depth_middle": -2}).eval()
-    patch = Patch(bare, load_motion_module(FIXTURES / "tiny_unet_v3_full.safetensors"))
+    patch = Patch(bare, load_motion_module(FIXTURES / "tiny_unet_v3_full.safetensors", dtype=torch.float32))
     results["no_middle_block"] = {"v3_inserted": sum(1 for m in bare.modules() if isinstance(m, MotionLayer))}
     patch.remove()
     try:
-        Patch(bare, load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors"))
+        Patch(bare, load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors", dtype=torch.float32))
     except ConfigError as e:
         results["no_middle_block"]["v2_error"] = str(e)
     print(json.dumps(results))

@@ -66,7 +66,7 @@ def tiny_t2i_adapter():
     tiny_controlnet) and counts its runs."""
     import comfy.t2i_adapter.adapter
     torch.manual_seed(3)
-    net = comfy.t2i_adapter.adapter.Adapter(cin=3 * 64, channels=[32, 64, 64, 64], nums_rb=1, ksize=1, sk=True,
+    net = comfy.t2i_adapter.adapter.Adapter(cin=3 * 64, channels=[32, 32, 32, 32], nums_rb=1, ksize=1, sk=True,
                                             use_conv=False, xl=False)
     forward = net.forward
 

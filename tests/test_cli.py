@@ -18,19 +18,19 @@ def run(*args, check=True):
     return p
 
 
-@pytest.mark.parametrize("name,version,pe,mid,params", [("tiny_v1", "v1", 24, False, 1_487_840),
-                                                        ("tiny_v2", "v2", 32, True, 1_579_296)])
+@pytest.mark.parametrize("name,version,pe,mid,params", [("tiny_v1", "v1", 24, False, 464_000),
+                                                        ("tiny_v2", "v2", 32, True, 487_200)])
 def test_inspect_json(name, version, pe, mid, params):
     d = json.loads(run("inspect", FIXTURES / f"{name}.safetensors", "--json").stdout)
     assert JSON_KEYS <= set(d)
     assert (d["format"], d["family"], d["version"], d["pe_length"], d["mid_block"], d["params"], d["dtype"]) == \
-        ("original", "sd15", version, pe, mid, params, "float32")
-    assert d["channels"] == [32, 64, 64, 64] and d["heads"] == 2 and d["lora_rank"] is None
+        ("original", "sd15", version, pe, mid, params, "float16")  # stored as a published fp16 file
+    assert d["channels"] == [32, 32, 32, 32] and d["heads"] == 2 and d["lora_rank"] is None
 
 
 def test_inspect_text_reads_like_a_table():
     out = run("inspect", FIXTURES / "tiny_v3.safetensors").stdout
-    for line in ("version    v3", "pe length  32 frames", "channels   32, 64, 64, 64", "params     1,487,840"):
+    for line in ("version    v3", "pe length  32 frames", "channels   32, 32, 32, 32", "params     464,000"):
         assert line in out
 
 

@@ -6,6 +6,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,3 +56,14 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
     lines = [l for l in (ROOT / "README.md").read_text().splitlines() if l.strip()]
     assert lines[1] == "```sh" and lines[2].startswith("make demo") and lines[3].startswith("make test")
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_tracked_tree_travels_to_a_device_machine():
+    """The device tool copies the working tree (64 MiB at most, with what a run carries): the tracked files stay under
+    40 MiB (issue 20). Skipped outside a git checkout (an sdist)."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tree size is checked on clones")
+    files = [ROOT / name for name in listed.stdout.decode().split("\0") if name]
+    total = sum(f.stat().st_size for f in files if f.is_file())
+    assert total < 40 * 1024 * 1024, f"tracked files total {total / 2**20:.1f} MiB; keep them under 40 MiB"

@@ -32,7 +32,7 @@ def plain(unet, sample, t, context):
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
 def test_whole_unet_matches_the_original(version, dtype, tol):
     unet, io = original_unet(version)
-    mm = load_motion_module(FIXTURES / f"tiny_unet_{version}_full.safetensors")
+    mm = load_motion_module(FIXTURES / f"tiny_unet_{version}_full.safetensors", dtype=torch.float32)
     assert mm.config.version == version
     model = inject(unet, mm).to(dtype)
     seen = {}
@@ -124,7 +124,7 @@ def test_scale_changes_motion_and_one_is_the_original():
 
 def test_chunked_attention_gives_the_same_result(monkeypatch):
     unet, io = original_unet("v2")
-    model = inject(unet, load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors"))
+    model = inject(unet, load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors", dtype=torch.float32))
     with torch.no_grad():
         whole = model(io["sample"], io["timestep"], io["encoder_hidden_states"])
         monkeypatch.setattr(module_impl, "MAX_ATTENTION_BATCH", 6)  # 3 sequences x 2 heads per SDPA call

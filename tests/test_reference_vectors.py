@@ -73,7 +73,7 @@ def test_more_frames_than_pe_fails_with_fix():
 
 def test_every_module_of_the_original_unet():
     """Each of the 21 motion modules inside the original UNet3D forward: recorded input -> recorded output."""
-    mm = load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors")
+    mm = load_motion_module(FIXTURES / "tiny_unet_v2_full.safetensors", dtype=torch.float32)
     assert mm.config.version == "v2" and mm.config.heads == 2
     io = load_file(str(FIXTURES / "tiny_unet_v2_io.safetensors"))
     paths = sorted({k[3:].split(":")[0] for k in io if k.startswith("mm.")})

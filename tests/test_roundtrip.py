@@ -51,7 +51,8 @@ def test_converted_files_load_in_diffusers_motion_adapter(tmp_path, name):
     result = adapter.load_state_dict(load_file(str(tmp_path / "adapter" / "diffusion_pytorch_model.safetensors")),
                                      strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []  # not even the pe buffers are missing
-    loaded = diffusers.MotionAdapter.from_pretrained(str(tmp_path / "adapter"))  # the folder as diffusers reads it
+    loaded = diffusers.MotionAdapter.from_pretrained(str(tmp_path / "adapter"),  # the folder as diffusers reads it
+                                                     torch_dtype=next(mm.parameters()).dtype)  # fp16, as stored
     ours = from_original(mm.state_dict(), "diffusers")
     assert_same_tensors(loaded.state_dict(), ours)
 

@@ -93,13 +93,15 @@ def _check_keys(module: MotionModule, sd: Mapping[str, torch.Tensor]) -> None:
                                  f"{module.config.channels}: " + "; ".join(problems))
 
 
-def _add_missing_pe(sd: dict, config: MotionModuleConfig) -> dict:
+def _add_missing_pe(sd: dict, config: MotionModuleConfig, dtype: torch.dtype | None = None) -> dict:
+    """The sinusoid for every module whose file lacks it, in `dtype` (default: the file's): an fp16 file loaded
+    for fp32 use gets the fp32 sinusoid the original computes, not one rounded through fp16."""
     for key, value in list(sd.items()):
         m = MODULE_KEY.match(key)
         if m and m[3].endswith(".to_q.weight"):
             pe_key = key[:-len("to_q.weight")] + "pos_encoder.pe"
             if pe_key not in sd:
-                sd[pe_key] = sinusoidal_pe(config.pe_length, value.shape[1]).to(value.dtype)
+                sd[pe_key] = sinusoidal_pe(config.pe_length, value.shape[1]).to(dtype or value.dtype)
     return sd
 
 
@@ -114,8 +116,9 @@ def _read_raw(source) -> RawCheckpoint:
 
 
 def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int | None = None,
-                           version: str | None = None):
-    """(original-layout state dict with pe, config, LoadInfo) without building the module."""
+                           version: str | None = None, pe_dtype: torch.dtype | None = None):
+    """(original-layout state dict with pe, config, LoadInfo) without building the module. pe_dtype: the dtype of
+    position encodings the file lacks (default: the file's)."""
     raw = _read_raw(source)
     other = describe_other(list(raw.state_dict))
     if other:
@@ -143,7 +146,7 @@ def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int |
         sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
         more.append("the file mixes floating dtypes: converted to float32")
     info = LoadInfo(format=layout, container=raw.container, dtype=dtype, path=raw.path, notes=notes + more)
-    return _add_missing_pe(sd, config), config, info
+    return _add_missing_pe(sd, config, pe_dtype), config, info
 
 
 def load_motion_module(source, *, loras: Iterable = (),
@@ -155,7 +158,8 @@ def load_motion_module(source, *, loras: Iterable = (),
     heads, pe_length, version: override what the file says (it never records heads; 8 is assumed).
     dtype: convert to this dtype (default: keep the file's).
     Returns the module in eval mode without gradients, carrying `.config` and `.info` (format, notes, LoRAs)."""
-    sd, config, info = read_motion_state_dict(source, heads=heads, pe_length=pe_length, version=version)
+    sd, config, info = read_motion_state_dict(source, heads=heads, pe_length=pe_length, version=version,
+                                              pe_dtype=dtype)
     with torch.device("meta"):
         module = MotionModule(config)
     _check_keys(module, sd)
