@@ -22,6 +22,9 @@ from .errors import ConfigError
 
 SCHEDULES = ("static", "uniform", "looped")
 FUSE_METHODS = ("flat", "pyramid")
+# starting noise across frames: each frame its own (as image samplers), FreeNoise, the first window's noise repeated,
+# one noise for every frame (`starting_noise`)
+NOISE_TYPES = ("independent", "freenoise", "repeated_context", "constant")
 MAX_FRAMES = 100_000
 
 
@@ -156,3 +159,23 @@ def freenoise(noise: torch.Tensor, options: ContextOptions, generator: torch.Gen
         dst = torch.arange(i, i + take, device=noise.device)
         out.index_copy_(dim, dst, out.index_select(dim, src))
     return out
+
+
+def starting_noise(noise: torch.Tensor, noise_type: str, options: ContextOptions, seed: int = 0,
+                   dim: int = 2) -> torch.Tensor:
+    """The starting noise of a clip from independent per-frame noise (seeded by the caller), along `dim` (frames):
+    independent as given; freenoise (`freenoise`, its shuffles seeded by `seed`); repeated_context: frame i takes
+    frame (i mod window length)'s noise, so every window starts from the first window's noise; constant: frame 0's
+    noise for every frame. Returns a new tensor (the input is not changed)."""
+    if noise_type not in NOISE_TYPES:
+        raise ConfigError(f"noise type {noise_type!r} is not one of {', '.join(NOISE_TYPES)}")
+    frames = noise.shape[dim]
+    length = min(options.length, frames)
+    if noise_type == "freenoise":
+        first = ContextOptions(length=length, overlap=min(options.overlap, length - 1))
+        return freenoise(noise, first, generator=torch.Generator().manual_seed(seed), dim=dim)
+    if noise_type == "repeated_context":
+        return noise.index_select(dim, torch.arange(frames, device=noise.device) % length)
+    if noise_type == "constant":
+        return noise.index_select(dim, torch.zeros(frames, dtype=torch.long, device=noise.device))
+    return noise.clone()

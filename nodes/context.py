@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..motion_core.context import NOISE_TYPES
 from . import bridge
 from .inject import KEY as MOTION_KEY
 from .types import CATEGORY
@@ -18,12 +19,13 @@ from .types import CATEGORY
 KEY = "motion_core.context"
 SCHEDULES = ("static", "uniform", "looped")
 FUSE_METHODS = ("pyramid", "flat")
-NOISE = ("independent", "freenoise")
 WRAPPERS = ("outer_sample", "prepare_sampling", "calc_cond_batch")
 
-NOISE_TOOLTIP = ("independent: fresh noise per frame (as KSampler); freenoise: windows start from shuffled copies "
-                 "of the first window's noise (steadier long clips). FreeNoise shapes the starting noise only: "
-                 "ancestral and SDE samplers add fresh independent noise at every step, which weakens it.")
+NOISE_TOOLTIP = ("Starting noise across frames (seeded by the sampler's seed). independent: fresh noise per frame (as "
+                 "KSampler); freenoise: windows start from shuffled copies of the first window's noise (steadier long "
+                 "clips); repeated_context: every window starts from the first window's noise; constant: one noise "
+                 "for every frame (the steadiest, the least motion). These shape the starting noise only: ancestral "
+                 "and SDE samplers add fresh independent noise at every step, which weakens them.")
 
 
 def current_step(sigmas, timestep) -> int:
@@ -35,30 +37,34 @@ def current_step(sigmas, timestep) -> int:
 
 
 def with_context(model, options, noise_type: str = "independent"):
-    """A clone of `model` that samples in the windows of `options` (motion_core.context.ContextOptions) with
-    `noise_type` starting noise; options None: a clone without windows (whole clip at once)."""
-    from ..motion_core.context import ContextOptions, freenoise, sample_windows, windows
-    if noise_type not in NOISE:
+    """A clone of `model` that samples in the windows of `options` (motion_core.context.ContextOptions) from
+    `noise_type` starting noise (motion_core.context.starting_noise); options None: no windows (the whole clip at
+    once), the starting noise shaped over the whole clip."""
+    from ..motion_core.context import ContextOptions, sample_windows, starting_noise, windows
+    if noise_type not in NOISE_TYPES:
         from ..motion_core import ConfigError
-        raise ConfigError(f"noise_type {noise_type!r} is not one of {', '.join(NOISE)}")
+        raise ConfigError(f"noise_type {noise_type!r} is not one of {', '.join(NOISE_TYPES)}")
     m = model.clone()
-    if options is None:
-        for kind in WRAPPERS:
-            bridge.set_wrapper(m, kind, KEY, None)
+    for kind in WRAPPERS:
+        bridge.set_wrapper(m, kind, KEY, None)
+    if options is None and noise_type == "independent":
         return m
     hints = bridge.ControlWindows()
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                      disable_pbar=False, seed=None):
         hints.reset()
-        if noise_type == "freenoise":
-            length = options.length if noise.shape[0] > options.length else noise.shape[0]
-            first = ContextOptions(length=length, overlap=min(options.overlap, length - 1))
-            noise = freenoise(noise, first, generator=torch.Generator().manual_seed(seed or 0), dim=0)
+        if noise_type != "independent":
+            shaped = options or ContextOptions(length=noise.shape[0], overlap=0)
+            noise = starting_noise(noise, noise_type, shaped, seed or 0, dim=0)
         try:
             return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         finally:
             hints.reset()
+
+    bridge.set_wrapper(m, "outer_sample", KEY, outer_sample)
+    if options is None:
+        return m
 
     def prepare_sampling(executor, model, noise_shape, *args, **kwargs):
         if noise_shape[0] > options.length:  # the memory ComfyUI reserves: one window's, not the clip's
@@ -90,8 +96,8 @@ def with_context(model, options, noise_type: str = "independent"):
 
         return list(sample_windows(predict, x_in, options, step, dim=0).unbind(1))
 
-    for kind, wrapper in zip(WRAPPERS, (outer_sample, prepare_sampling, calc_cond_batch)):
-        bridge.set_wrapper(m, kind, KEY, wrapper)
+    bridge.set_wrapper(m, "prepare_sampling", KEY, prepare_sampling)
+    bridge.set_wrapper(m, "calc_cond_batch", KEY, calc_cond_batch)
     return m
 
 
@@ -110,7 +116,7 @@ def context_inputs(length_min: int) -> dict:
                                     "the first."}),
         "fuse_method": (FUSE_METHODS, {"tooltip": "How overlapping windows are blended: pyramid weights frames by "
                                        "their distance from a window's edge; flat averages."}),
-        "noise_type": (NOISE, {"tooltip": NOISE_TOOLTIP}),
+        "noise_type": (NOISE_TYPES, {"tooltip": NOISE_TOOLTIP}),
     }
 
 
@@ -119,8 +125,6 @@ def context_options(model, context_length, context_overlap, context_schedule, cl
     from ..motion_core import ConfigError
     from ..motion_core.context import ContextOptions
     from ..motion_core.guards import too_many_frames
-    if context_overlap >= context_length:
-        raise ConfigError(f"context_overlap {context_overlap} must be less than context_length {context_length}")
     info = model.model_options.get("transformer_options", {}).get(MOTION_KEY)
     if info is not None and context_length > info["pe_length"]:
         raise ConfigError(too_many_frames(context_length, info["pe_length"]))

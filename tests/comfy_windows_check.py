@@ -236,6 +236,31 @@ def main():
                                "disable")
     whole = ksampler(injected, text, negative, short)
     results["core_split_relative_diff"] = ((whole - split["samples"]).abs().max() / whole.abs().max()).item()
+    # noise types through any sampler: the starting noise the sampler gets, and KSampler = Sample Frames
+    seen_noise = []
+
+    def record_noise(executor, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
+        seen_noise.append(noise.detach().clone())
+        return executor(model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs)
+    for noise_type in ("repeated_context", "constant"):
+        m = windowed("static", noise_type)
+        m.add_wrapper_with_key("sampler_sample", "mctest_noise", record_noise)
+        seen_noise.clear()
+        plain = ksampler(m, text, negative, empty)
+        n = seen_noise[0]
+        (frames,) = N["MC_SampleFrames"]().sample(injected, text, negative, FRAMES, SIZE, SIZE, 7, STEPS, 5.0, "euler",
+                                                  "normal", 16, 4, "static", False, "pyramid", noise_type, 1.0)
+        results[f"noise_{noise_type}"] = {
+            "ksampler_vs_sample_frames": (plain - frames["samples"]).abs().max().item(),
+            "shaped": bool(all(torch.equal(n[i], n[0 if noise_type == "constant" else i % 16])
+                               for i in range(FRAMES))),
+            "frames_differ_at_start": bool(not torch.equal(n[0], n[1]))}
+    m = N["MC_ContextOptions"]().apply(model, 16, 4, "static", False, "pyramid", "constant")[0]
+    m.add_wrapper_with_key("sampler_sample", "mctest_noise", record_noise)
+    seen_noise.clear()
+    ksampler(m, text, negative, {"samples": torch.zeros(16, 4, SIZE // 8, SIZE // 8)})  # one window: no windows
+    results["constant_noise_without_windows"] = bool(all(torch.equal(seen_noise[0][i], seen_noise[0][0])
+                                                         for i in range(16)))
     plain_no_windows = ksampler(injected, text, negative, {"samples": torch.zeros(16, 4, SIZE // 8, SIZE // 8)})
     with_options = ksampler(windowed("static"), text, negative, {"samples": torch.zeros(16, 4, SIZE // 8, SIZE // 8)})
     results["one_window_clip_unchanged_by_options"] = bool(torch.equal(plain_no_windows, with_options))

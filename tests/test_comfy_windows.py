@@ -74,3 +74,11 @@ def test_comfy_reserves_memory_for_one_window(findings):
     windowed_64, plain_16, windowed_16 = findings["memory_estimates"]
     assert abs(windowed_64 - plain_16) <= 0.05 * plain_16 and windowed_16 == plain_16
     assert findings["memory_estimate_64_frames_whole"] > 3 * plain_16  # what it was before: the whole clip
+
+
+@pytest.mark.parametrize("noise_type", ["repeated_context", "constant"])
+def test_noise_types_reach_any_sampler(findings, noise_type):
+    found = findings[f"noise_{noise_type}"]
+    assert found["shaped"] and found["ksampler_vs_sample_frames"] == 0.0
+    assert found["frames_differ_at_start"] == (noise_type != "constant")
+    assert findings["constant_noise_without_windows"]  # a clip of one window still gets its starting noise

@@ -92,3 +92,22 @@ def test_same_windows_as_comfyui_core():
     assert result["compared"] > 6000 and result["mismatches"] == [], result
     # where ComfyUI core's uniform schedule emits frames past the clip's end (strided windows longer than the
     # clip), ours differs on purpose: the script checks ours stays valid there, and reports how often that is
+
+
+def test_starting_noise_types_are_seeded_and_shaped_over_frames():
+    from motion_core.context import starting_noise
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 4, 40, 3, 3, generator=g)
+    o = ContextOptions(length=16, overlap=4)
+    assert torch.equal(starting_noise(noise, "independent", o), noise)
+    assert torch.equal(starting_noise(noise, "freenoise", o, seed=5),
+                       freenoise(noise, o, generator=torch.Generator().manual_seed(5)))
+    repeated = starting_noise(noise, "repeated_context", o)
+    assert all(torch.equal(repeated[:, :, i], noise[:, :, i % 16]) for i in range(40))
+    constant = starting_noise(noise, "constant", o)
+    assert all(torch.equal(constant[:, :, i], noise[:, :, 0]) for i in range(40))
+    assert torch.equal(starting_noise(noise, "freenoise", o, seed=5), starting_noise(noise, "freenoise", o, seed=5))
+    short = torch.randn(1, 4, 10, 3, 3, generator=g)  # a clip shorter than the window: one window, as given
+    assert torch.equal(starting_noise(short, "repeated_context", o), short)
+    with pytest.raises(ConfigError, match="'pink' is not one of"):
+        starting_noise(noise, "pink", o)
