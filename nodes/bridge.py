@@ -24,6 +24,15 @@ def register_model_folders() -> None:
             folder_paths.folder_names_and_paths[name][0].append(default)
 
 
+def in_comfy() -> bool:
+    """Whether ComfyUI's modules can be imported (False in tests and tools that import the pack alone)."""
+    try:
+        import folder_paths  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def model_files(folder: str) -> list[str]:
     import folder_paths
     return folder_paths.get_filename_list(folder)

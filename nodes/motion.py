@@ -27,7 +27,7 @@ class LoadMotionModule:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model_name": (bridge.model_files(bridge.MODULE_FOLDER) if _in_comfy() else [], {
+        return {"required": {"model_name": (bridge.model_files(bridge.MODULE_FOLDER) if bridge.in_comfy() else [], {
             "tooltip": "A motion module file in models/animatediff_models (e.g. v3_sd15_mm.ckpt, mm_sd_v15_v2.ckpt)."})}}
 
     def load(self, model_name):
@@ -55,7 +55,7 @@ class ApplyMotionLoRA:
     def INPUT_TYPES(cls):
         return {"required": {
             "motion_module": (MOTION_MODULE, {"tooltip": "The motion module to add the LoRA to."}),
-            "lora_name": (bridge.model_files(bridge.LORA_FOLDER) if _in_comfy() else [], {
+            "lora_name": (bridge.model_files(bridge.LORA_FOLDER) if bridge.in_comfy() else [], {
                 "tooltip": "A MotionLoRA file in models/animatediff_motion_lora (e.g. v2_lora_ZoomIn.ckpt)."}),
             "strength": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
                                    "tooltip": "How much of the LoRA to merge: W += strength * up @ down."}),
@@ -92,11 +92,3 @@ class InjectMotionModule:
     def inject(self, model, motion_module, scale, strength, beta_schedule):
         from .inject import injected_clone
         return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule]),)
-
-
-def _in_comfy() -> bool:
-    try:
-        import folder_paths  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -52,16 +52,23 @@ def digest(module) -> str:
     return h.hexdigest()
 
 
-def main():
-    pack = load_pack()
-    N = pack.NODE_CLASS_MAPPINGS
-    results = {"nodes": sorted(N)}
+def tiny_folders() -> Path:
+    """A temporary ComfyUI model + output folder with the tiny v2 set as models/animatediff_models/mm_tiny_v2
+    (heads recorded in its metadata, as a published file would not)."""
     models = Path(tempfile.mkdtemp())
     (models / "mm").mkdir()
     save_file(load_file(str(FIXTURES / "tiny_v2.safetensors")), models / "mm" / "mm_tiny_v2.safetensors",
               metadata={"unet_config": json.dumps({"motion_module_kwargs": {"num_attention_heads": 2}})})
     folder_paths.folder_names_and_paths["animatediff_models"] = ([str(models / "mm")], {".safetensors"})
     folder_paths.set_output_directory(str(models / "out"))
+    return models
+
+
+def main():
+    pack = load_pack()
+    N = pack.NODE_CLASS_MAPPINGS
+    results = {"nodes": sorted(N)}
+    tiny_folders()
 
     base = tiny_model()
     before, sampling_before = digest(base.model.diffusion_model), base.get_model_object("model_sampling")

@@ -6,22 +6,19 @@ noise mask, ad_params, and ComfyUI's memory estimate. Prints one JSON object of 
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-from comfy_nodes_check import FIXTURES, UNET, load_pack, tiny_model  # noqa: E402  (puts ComfyUI on sys.path, --cpu)
+from comfy_nodes_check import UNET, load_pack, tiny_folders, tiny_model  # noqa: E402  (puts ComfyUI on sys.path, --cpu)
 
 import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
 
 import comfy.cldm.cldm  # noqa: E402
 import comfy.controlnet  # noqa: E402
 import comfy.sampler_helpers  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.ops  # noqa: E402
-import folder_paths  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 from comfy_extras import nodes_custom_sampler as custom  # noqa: E402
 
@@ -105,12 +102,7 @@ def ksampler(model, positive, negative, latent, seed=7, steps=STEPS):
 def main():
     pack = load_pack()
     N = pack.NODE_CLASS_MAPPINGS
-    tmp = Path(tempfile.mkdtemp())
-    (tmp / "mm").mkdir()
-    save_file(load_file(str(FIXTURES / "tiny_v2.safetensors")), tmp / "mm" / "mm_tiny_v2.safetensors",
-              metadata={"unet_config": json.dumps({"motion_module_kwargs": {"num_attention_heads": 2}})})
-    folder_paths.folder_names_and_paths["animatediff_models"] = ([str(tmp / "mm")], {".safetensors"})
-    folder_paths.set_output_directory(str(tmp / "out"))
+    tmp = tiny_folders()
     (mm,) = N["MC_LoadMotionModule"]().load("mm_tiny_v2.safetensors")
     (injected,) = N["MC_InjectMotionModule"]().inject(tiny_model(), mm, 1.0, 1.0, "auto")
     test_nodes = load_test_nodes()
