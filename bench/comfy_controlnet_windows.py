@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from comfy_server import ComfyServer  # noqa: E402
-from comfy_vs_ade import peak_rss, seconds  # noqa: E402
+from comfy_vs_ade import comfy_workspace, peak_rss, seconds  # noqa: E402
 
 CLIPS = {16: "motion_core_input.webp", 48: "motion_core_input_48.webp"}
 
@@ -31,10 +29,7 @@ def main() -> None:
     p.add_argument("--px", type=int, default=64)
     p.add_argument("--steps", type=int, default=2)
     args = p.parse_args()
-    comfy = Path(os.environ["COMFYUI_PATH"])
-    python = os.environ.get("COMFYUI_PYTHON") or str(comfy / ".venv" / "bin" / "python")
-    base = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
-    subprocess.run([python, str(ROOT / "tests" / "comfy_workspace.py"), str(comfy), str(base)], check=True)
+    comfy, python, base = comfy_workspace()
     rows = {}
     for frames, clip in CLIPS.items():
         wf = json.loads((ROOT / "workflows" / "controlnet_video_to_video.api.json").read_text())

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,17 +17,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from comfy_server import ComfyServer  # noqa: E402
-from comfy_vs_ade import peak_rss, seconds  # noqa: E402
+from comfy_vs_ade import comfy_workspace, peak_rss, seconds  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--px", type=int, default=64)
     args = p.parse_args()
-    comfy = Path(os.environ["COMFYUI_PATH"])
-    python = os.environ.get("COMFYUI_PYTHON") or str(comfy / ".venv" / "bin" / "python")
-    base = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
-    subprocess.run([python, str(ROOT / "tests" / "comfy_workspace.py"), str(comfy), str(base)], check=True)
+    comfy, python, base = comfy_workspace()
     rows = {}
     for frames in (16, 64):
         wf = json.loads((ROOT / "workflows" / "text_to_animation.api.json").read_text())

@@ -56,6 +56,15 @@ def seconds(entry: dict) -> float:
     return (stamps["execution_success"] - stamps["execution_start"]) / 1000
 
 
+def comfy_workspace() -> tuple[Path, str, Path]:
+    """(COMFYUI_PATH, ComfyUI's interpreter, the test workspace with its random full-size models, built if missing)."""
+    comfy = Path(os.environ["COMFYUI_PATH"])
+    python = os.environ.get("COMFYUI_PYTHON") or str(comfy / ".venv" / "bin" / "python")
+    base = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
+    subprocess.run([python, str(ROOT / "tests" / "comfy_workspace.py"), str(comfy), str(base)], check=True)
+    return comfy, python, base
+
+
 def peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -99,10 +108,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="servers per pack, in ABBA order (ours, theirs, theirs, "
                                                          "ours, ...) so a drift of the machine cancels out")
     args = p.parse_args()
-    comfy, ade = Path(os.environ["COMFYUI_PATH"]), Path(os.environ["ADE_PATH"])
-    python = os.environ.get("COMFYUI_PYTHON") or str(comfy / ".venv" / "bin" / "python")
-    shared = Path(os.environ.get("MOTION_CORE_COMFY_BASE", ROOT / "build" / "comfy_base"))
-    subprocess.run([python, str(ROOT / "tests" / "comfy_workspace.py"), str(comfy), str(shared)], check=True)
+    ade = Path(os.environ["ADE_PATH"])
+    comfy, python, shared = comfy_workspace()
     runs: dict[str, list] = {"ours": [], "ade": []}
     order = []
     for r in range(args.rounds):
