@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .formats.files import atomic_write
+from .formats.files import atomic_folder, atomic_write
 
 FORMATS = ("gif", "webp", "mp4", "png")
 
@@ -130,31 +128,11 @@ def _write_png_folder(images, folder: Path, metadata) -> Path:
     info = PngInfo()
     for key, value in metadata.items():
         info.add_text(key, json.dumps(value, default=str))
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder} exists and is not a folder")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for i, image in enumerate(_pil_frames(images)):
             image.save(tmp / f"frame_{i:05d}.png", pnginfo=info)
-        os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        if folder.exists():  # keep the previous frames until the new ones are in place
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_folder(folder, write)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

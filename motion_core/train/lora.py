@@ -43,18 +43,32 @@ def lora_targets(module: MotionModule) -> dict[str, nn.Linear]:
     return {name: m for name, m in module.named_modules() if isinstance(m, nn.Linear) and _PROJECTION.match(name)}
 
 
-def add_lora(module: MotionModule, rank: int, seed: int = 0) -> list[nn.Parameter]:
-    """Freeze `module` and give every attention projection a trainable rank-`rank` pair; returns the new parameters."""
-    module.requires_grad_(False)
+def parametrize_loras(linears: dict[str, nn.Linear], rank: int, seed: int = 0) -> dict[str, LoRAWeight]:
+    """Give every Linear of `linears` a trainable rank-`rank` pair (drawn in the dict's order from one generator
+    seeded by `seed`), its own weight frozen; returns {name: LoRAWeight}. Any model's Linears: the motion module's
+    projections here, an image UNet's attention in the demo. `unparametrize_loras` takes them off."""
     generator = torch.Generator().manual_seed(seed)
-    params = []
-    for linear in lora_targets(module).values():
+    out = {}
+    for name, linear in linears.items():
         out_features, in_features = linear.weight.shape
         lora = LoRAWeight(out_features, in_features, rank, generator).to(linear.weight.device)
         parametrize.register_parametrization(linear, "weight", lora)
         linear.parametrizations.weight.original.requires_grad_(False)
-        params += [lora.down, lora.up]
-    return params
+        out[name] = lora
+    return out
+
+
+def unparametrize_loras(linears: dict[str, nn.Linear]) -> None:
+    """Take the pairs off again: each Linear's weight is its frozen original, untouched."""
+    for linear in linears.values():
+        if parametrize.is_parametrized(linear, "weight"):
+            parametrize.remove_parametrizations(linear, "weight", leave_parametrized=False)
+
+
+def add_lora(module: MotionModule, rank: int, seed: int = 0) -> list[nn.Parameter]:
+    """Freeze `module` and give every attention projection a trainable rank-`rank` pair; returns the new parameters."""
+    module.requires_grad_(False)
+    return [p for lora in parametrize_loras(lora_targets(module), rank, seed).values() for p in (lora.down, lora.up)]
 
 
 def lora_state_dict(module: MotionModule) -> dict[str, torch.Tensor]:
@@ -71,9 +85,7 @@ def lora_state_dict(module: MotionModule) -> dict[str, torch.Tensor]:
 
 def remove_lora(module: MotionModule) -> None:
     """Take the pairs off again: the module's weights are the frozen originals, untouched."""
-    for linear in lora_targets(module).values():
-        if parametrize.is_parametrized(linear, "weight"):
-            parametrize.remove_parametrizations(linear, "weight", leave_parametrized=False)
+    unparametrize_loras(lora_targets(module))
 
 
 def save_lora(module: MotionModule, path: str | os.PathLike) -> Path:
