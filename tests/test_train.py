@@ -265,6 +265,32 @@ def test_v_loss_weighting_is_the_noise_error_over_alpha_bar_and_epsilon_stays_pl
         TrainConfig(loss_weighting="x0")
 
 
+def test_noise_sharing_mixes_one_noise_for_the_clip_with_each_frames_own():
+    from motion_core.train.config import alphas_cumprod
+    from motion_core.train.loop import diffusion_loss
+    latents = torch.zeros(2, 4, 3, 2, 2)  # the model sees sqrt(1 - alpha_bar) * noise: the noise itself, scaled
+    alphas = alphas_cumprod(TrainConfig())
+    seen = {}
+
+    def model(x, t, text, added):
+        seen["x"] = x / (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
+        return x
+
+    def noise(sharing):
+        gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+        diffusion_loss(model, latents, None, gens, alphas, 1000, None, 1.0, "epsilon", sharing)
+        return seen["x"]
+    own, same = noise(0.0), noise(1.0)
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]  # sharing 0 draws exactly what it always drew
+    assert torch.allclose(own, torch.stack([torch.randn(4, 3, 2, 2, generator=g) for g in gens]), atol=1e-5)
+    assert torch.allclose(same, same[:, :, :1].expand_as(same), atol=1e-6)  # 1: every frame the same noise
+    common = same[:, :, :1]
+    mixed = noise(0.9)
+    assert torch.allclose(mixed, 0.9 ** 0.5 * common + 0.1 ** 0.5 * own, atol=1e-5)
+    with pytest.raises(Exception, match="noise_sharing=1.5 must lie in"):
+        TrainConfig(noise_sharing=1.5)
+
+
 def test_cli_passes_timestep_bias_and_no_flip(monkeypatch, tmp_path):
     import motion_core.train.cli as cli
     seen = {}
@@ -275,14 +301,15 @@ def test_cli_passes_timestep_bias_and_no_flip(monkeypatch, tmp_path):
     monkeypatch.setattr("motion_core.train.data.open_dataset", stop)
     from motion_core.cli import build_parser
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--base", str(tmp_path), "--out",
-                                      str(tmp_path), "--timestep-bias", "2.5", "--no-flip", "--loss-weighting", "v"])
+                                      str(tmp_path), "--timestep-bias", "2.5", "--no-flip", "--loss-weighting", "v",
+                                      "--noise-sharing", "0.9"])
     with pytest.raises(SystemExit):
         cli.run(args)
     assert seen["config"].timestep_bias == 2.5 and seen["config"].flip is False
-    assert seen["config"].loss_weighting == "v"
+    assert seen["config"].loss_weighting == "v" and seen["config"].noise_sharing == 0.9
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--base", str(tmp_path), "--out",
                                       str(tmp_path)])
     with pytest.raises(SystemExit):
         cli.run(args)
     assert seen["config"].timestep_bias == 1.0 and seen["config"].flip is True
-    assert seen["config"].loss_weighting == "epsilon"
+    assert seen["config"].loss_weighting == "epsilon" and seen["config"].noise_sharing == 0.0

@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
     s.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="epsilon",
                    help="epsilon: AnimateDiff's noise MSE (the default); v: the same error weighed by 1/alpha_bar, "
                         "the MSE of v, which counts the clip's error at the noisiest steps as much as at the others")
+    s.add_argument("--noise-sharing", type=float, default=0.0, metavar="S",
+                   help="share of the noise common to a clip's frames, in [0, 1] (default 0: independent per frame, "
+                        "as AnimateDiff); train with it when you sample from shared noise (--noise constant)")
     s.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up (default 0)")
     s.add_argument("--save-every", type=int, default=100, help="steps between checkpoints (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
@@ -73,7 +76,8 @@ def run(args) -> None:
     config = TrainConfig(frames=args.frames, stride=args.stride, size=args.size, steps=args.steps, batch=args.batch,
                          grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup, save_every=args.save_every,
                          seed=args.seed, flip=args.flip, timestep_bias=args.timestep_bias,
-                         loss_weighting=args.loss_weighting, mixed_precision=args.mixed_precision, lora_rank=args.lora,
+                         loss_weighting=args.loss_weighting, noise_sharing=args.noise_sharing,
+                         mixed_precision=args.mixed_precision, lora_rank=args.lora,
                          gradient_checkpointing=args.gradient_checkpointing, num_workers=args.num_workers)
     dataset = open_dataset(args.data, config)  # bad data fails here, before a model is loaded
     try:

@@ -52,6 +52,11 @@ class TrainConfig:
     # weight on the clean clip's error is SNR + 1 instead of SNR (0.0016 at t = 999): at the noisiest steps, where
     # sampling decides the layout and the direction of motion, epsilon's loss barely sees the clip; v's sees it whole
     loss_weighting: str = "epsilon"
+    # the share of each clip's noise variance common to all its frames: noise = sqrt(s) shared + sqrt(1 - s) own per
+    # frame (PYoCo's "mixed" noise prior, Ge et al. 2023). 0: independent per frame (AnimateDiff). Train with it when
+    # sampling starts from shared noise (constant / FreeNoise), so the module learns to move things from a start
+    # in which every frame is alike
+    noise_sharing: float = 0.0
     # bookkeeping
     seed: int = 0  # every random draw (clip order, crop start, flip, caption drop, timestep, noise) derives from it
     save_every: int = 100  # steps between checkpoints (one is always written at the end)
@@ -75,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"beta_schedule={self.beta_schedule!r} is not one of {BETA_SCHEDULES}")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ConfigError(f"loss_weighting={self.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
+        if not 0.0 <= self.noise_sharing <= 1.0:
+            raise ConfigError(f"noise_sharing={self.noise_sharing} must lie in [0, 1] (0 = independent per frame)")
         if not self.timestep_bias >= 1.0:
             raise ConfigError(f"timestep_bias={self.timestep_bias} must be at least 1 (1 = uniform timesteps)")
         if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0 or self.num_workers < 0:
@@ -93,7 +100,7 @@ class TrainConfig:
 # settings a resumed run must share with the run it continues: they decide which samples, noise and updates come next
 RESUME_INVARIANTS = ("frames", "stride", "size", "flip", "caption_dropout", "batch", "grad_accum", "lr", "warmup",
                      "weight_decay", "adam_betas", "adam_eps", "grad_clip", "lora_rank", "num_timesteps",
-                     "beta_start", "beta_end", "beta_schedule", "timestep_bias", "loss_weighting", "seed")
+                     "beta_start", "beta_end", "beta_schedule", "timestep_bias", "loss_weighting", "noise_sharing", "seed")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

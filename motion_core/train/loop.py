@@ -59,11 +59,17 @@ def draw_timestep(generator: torch.Generator, num_timesteps: int, bias: float = 
 
 def diffusion_loss(model, latents: torch.Tensor, text: torch.Tensor, generators: list[torch.Generator],
                    alphas_cumprod: torch.Tensor, num_timesteps: int, added_cond_kwargs=None,
-                   timestep_bias: float = 1.0, weighting: str = "epsilon") -> torch.Tensor:
+                   timestep_bias: float = 1.0, weighting: str = "epsilon", sharing: float = 0.0) -> torch.Tensor:
     """Epsilon-prediction MSE: one timestep per clip, shared by its frames; noise from each clip's generator.
-    weighting "v": each clip's squared error divided by alpha_bar_t, the MSE of v (TrainConfig.loss_weighting)."""
+    weighting "v": each clip's squared error divided by alpha_bar_t, the MSE of v (TrainConfig.loss_weighting).
+    sharing: the share of the noise's variance common to a clip's frames (TrainConfig.noise_sharing)."""
     t = torch.cat([draw_timestep(g, num_timesteps, timestep_bias) for g in generators]).to(latents.device)
-    noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in generators]).to(latents)
+    noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in generators])  # (b, c, f, h, w)
+    if sharing > 0:  # drawn after the per-frame noise: sharing 0 draws exactly what it always drew
+        c, _, h, w = latents.shape[1:]
+        common = torch.stack([torch.randn((c, 1, h, w), generator=g) for g in generators])  # (b, c, 1, h, w)
+        noise = sharing ** 0.5 * common + (1 - sharing) ** 0.5 * noise
+    noise = noise.to(latents)
     a = alphas_cumprod[t].view(-1, 1, 1, 1, 1)  # (b, 1, 1, 1, 1) over latents (b, c, f, h, w)
     noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
     prediction = model(noisy, t, text, added_cond_kwargs)
@@ -177,7 +183,7 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                 # DDP averages gradients over processes only on the last micro step; earlier ones accumulate locally
                 with accelerator.no_sync(model) if micro < config.grad_accum - 1 else contextlib.nullcontext():
                     loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added,
-                                          config.timestep_bias, config.loss_weighting)
+                                          config.timestep_bias, config.loss_weighting, config.noise_sharing)
                     accelerator.backward(loss / config.grad_accum)
                 step_loss += loss.detach() / config.grad_accum
             if config.grad_clip > 0:
