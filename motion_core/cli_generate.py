@@ -64,6 +64,7 @@ def _weighted(text: str) -> tuple[str, float]:
 
 
 def add_parser(sub) -> None:
+    from .pipeline import NOISE_TYPES
     s = sub.add_parser("generate", help="animate a prompt: text (or video) to GIF / WebP / MP4 / PNG frames",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = s.add_argument_group("models")
@@ -99,11 +100,23 @@ def add_parser(sub) -> None:
     from .schedule import SCHEDULERS
     g.add_argument("--scheduler", choices=sorted(SCHEDULERS), default=None,
                    help="sampler on AnimateDiff's betas (default: ddim for SD1.5, euler for SDXL)")
-    g.add_argument("--noise", choices=("default", "freenoise"), default="default",
-                   help="initial noise: independent per frame, or FreeNoise (windows share shuffled noise)")
+    g.add_argument("--noise", choices=NOISE_TYPES, default="default",
+                   help="initial noise: independent per frame (default), FreeNoise (windows share shuffled noise), "
+                        "repeated_context (the first window's noise repeated), constant (one noise for every frame)")
     g.add_argument("--motion-scale", type=float, default=1.0, help="amount of motion (attention key scale, default 1)")
     g.add_argument("--motion-strength", type=float, default=1.0,
                    help="0 = the plain image model, 1 = the full motion module (default 1)")
+
+    g = s.add_argument_group("FreeInit (steadier clips, N samplings' time)")
+    g.add_argument("--free-init", type=int, default=1, metavar="N",
+                   help="FreeInit iterations: sample, re-noise, keep the low spatio-temporal frequencies, sample "
+                        "again (default 1 = off; 2-3 typical)")
+    g.add_argument("--free-init-filter", choices=("gaussian", "butterworth", "ideal", "box"), default="butterworth",
+                   help="low-pass filter of the kept frequencies (default butterworth, order 4)")
+    g.add_argument("--free-init-spatial", type=float, default=0.25, help="spatial stop frequency in (0, 1] (0.25)")
+    g.add_argument("--free-init-temporal", type=float, default=0.25, help="temporal stop frequency in (0, 1] (0.25)")
+    g.add_argument("--free-init-fast", action="store_true",
+                   help="coarse to fine: early iterations take fewer steps (diffusers' use_fast_sampling)")
 
     g = s.add_argument_group("context windows (clips longer than the module)")
     g.add_argument("--context-length", type=int, default=None,
@@ -145,8 +158,10 @@ def run(args) -> None:
     from .formats import load_motion_module
     from .media import format_of
     from .pipeline import generate
+    from .freeinit import check
     for out in args.out:
         format_of(out)  # a bad suffix fails before minutes of sampling
+    check(args.free_init, args.free_init_filter, 4, args.free_init_spatial, args.free_init_temporal)
     if args.init_video and not Path(args.init_video).exists():
         raise ConfigError(f"--init-video {args.init_video} does not exist: pass a GIF, WebP, MP4 or a folder of frames")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -165,7 +180,9 @@ def run(args) -> None:
         strength=args.strength, motion_scale=args.motion_scale, motion_strength=args.motion_strength,
         domain_adapter=args.domain_adapter[0] if args.domain_adapter else None,
         domain_adapter_scale=args.domain_adapter[1] if args.domain_adapter else 1.0,
-        decode_chunk=args.decode_chunk, progress=not args.quiet)
+        decode_chunk=args.decode_chunk, progress=not args.quiet, free_init=args.free_init,
+        free_init_filter=args.free_init_filter, free_init_spatial=args.free_init_spatial,
+        free_init_temporal=args.free_init_temporal, free_init_fast=args.free_init_fast)
     for out in args.out:
         written = animation.save(Path(out), fps=args.fps)
         print(f"wrote {written} ({args.frames} frames, {width}x{height}, {args.fps:g} fps)")

@@ -23,7 +23,8 @@ import torch
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from .context import ContextOptions, freenoise, sample_windows, windows
+from . import freeinit
+from .context import ContextOptions, freenoise, sample_windows, starting_noise, windows
 from .errors import ConfigError
 from .frames import check_frames
 from .module import MotionModule
@@ -31,7 +32,9 @@ from .patch import inject
 from .prompts import interpolate, parse_schedule
 from .schedule import make_scheduler
 
-NOISE_TYPES = ("default", "freenoise")
+# "default": independent per frame; "freenoise": shuffled repeats per window; "repeated_context": the first
+# window's noise repeated; "constant": one noise for every frame (motion_core.context.starting_noise)
+NOISE_TYPES = ("default", "freenoise", "repeated_context", "constant")
 TRAINED_FRAMES = 16  # the clip length the published modules were trained on: the default context window
 
 
@@ -134,20 +137,31 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
              noise: str = "default", init_video=None, strength: float = 0.6, motion_scale: float = 1.0,
              motion_strength: float = 1.0, domain_adapter=None, domain_adapter_scale: float = 1.0,
              decode_chunk: int = 8, progress: bool = True, latents: torch.Tensor | None = None,
-             callback: Callable[[dict], None] | None = None) -> Animation:
+             callback: Callable[[dict], None] | None = None, free_init: int = 1,
+             free_init_filter: str = "butterworth", free_init_order: int = 4, free_init_spatial: float = 0.25,
+             free_init_temporal: float = 0.25, free_init_fast: bool = False) -> Animation:
     """Animate `prompt` with `base` (a `motion_core.base.BaseModel`) and `motion_module`.
 
     prompt: one prompt, or keyframes "0: a cat sitting\\n32: a cat running" (a string or a list of lines).
     context: ContextOptions, None (no windows: the clip must fit the module), or "auto" (16-frame windows, 4 frames
       overlapping, when the clip is longer than 16 frames).
-    noise: "default" (independent per frame) or "freenoise" (windows start from shuffled, repeated noise).
+    noise: "default" (independent per frame), "freenoise" (windows start from shuffled, repeated noise),
+      "repeated_context" (every window starts from the first window's noise) or "constant" (one noise, every frame).
     init_video: (f, h, w, 3) frames (uint8, or float in [0, 1]) or a video file: video-to-video; `strength` is the
       fraction of the schedule run (1 = ignore the video's content).
     latents: the initial noise (1, 4, frames, height/8, width/8) (no VAE: (1, 3, frames, height, width)) instead of
       drawing it from `seed`.
     callback: called after every step with {"i", "t", "x" (latents), "steps"} (k-diffusion style).
+    free_init: FreeInit iterations (`motion_core.freeinit`; 1 = off): sample, re-noise the result, keep its low
+      frequencies (filter gaussian / butterworth of `free_init_order` / ideal / box, stop frequencies
+      `free_init_spatial` and `free_init_temporal`), take the high ones from fresh noise, sample again; with
+      `free_init_fast`, early iterations take fewer steps (diffusers' use_fast_sampling). N iterations cost N samplings.
     """
     _check(frames, steps, guidance, width, height, strength, noise, decode_chunk)
+    freeinit.check(free_init, free_init_filter, free_init_order, free_init_spatial, free_init_temporal)
+    if free_init > 1 and init_video is not None:
+        raise ConfigError("FreeInit re-noises a text-to-video result to the first step; it does not apply to "
+                          "video-to-video (init_video): leave free_init at 1 there")
     if context == "auto":
         context = auto_context(frames, motion_module)
     window = context.length if context is not None else frames
@@ -175,6 +189,9 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
         latents = latents.to(device, dtype)
     if noise == "freenoise" and context is not None:
         latents = freenoise(latents, context, generator)
+    elif noise in ("repeated_context", "constant"):
+        latents = starting_noise(latents, noise, context or ContextOptions(length=frames, overlap=0), seed)
+    initial = latents  # unit-variance starting noise (FreeInit re-noises with it)
     if init_video is None:
         latents = latents * sched.init_noise_sigma
     else:
@@ -185,7 +202,18 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
     model = inject(base.unet, motion_module, scale=motion_scale, strength=motion_strength)
     try:
         with _domain_adapter(base.unet, domain_adapter, domain_adapter_scale):
-            latents = _denoise(model, sched, latents, timesteps, text, guidance, context, progress, callback)
+            for iteration in range(free_init):
+                if iteration > 0:  # FreeInit: the last result's low frequencies, fresh noise's high ones
+                    mask = freeinit.low_pass_filter(*shape[2:], free_init_filter, free_init_order,
+                                                    free_init_spatial, free_init_temporal)
+                    fresh = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+                    latents = freeinit.reinitialise(latents, initial, fresh, sched.alphas_cumprod[-1], mask)
+                    latents = latents.to(dtype) * sched.init_noise_sigma
+                if free_init > 1:
+                    sched.set_timesteps(freeinit.iteration_steps(steps, free_init, iteration, free_init_fast),
+                                        device=device)
+                    timesteps = sched.timesteps
+                latents = _denoise(model, sched, latents, timesteps, text, guidance, context, progress, callback)
     finally:
         model.eject()
     images = decode(base.vae, latents, decode_chunk, progress)
@@ -195,6 +223,9 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
                     context=None if context is None else dataclasses.asdict(context),
                     strength=strength if init_video is not None else None, motion_scale=motion_scale,
                     motion_strength=motion_strength, model=getattr(base, "source", ""),
+                    free_init=None if free_init == 1 else dict(iterations=free_init, filter=free_init_filter,
+                                                               order=free_init_order, spatial=free_init_spatial,
+                                                               temporal=free_init_temporal, fast=free_init_fast),
                     motion_module=getattr(getattr(motion_module, "info", None), "path", None),
                     seconds=round(time.perf_counter() - started, 2))
     return Animation(images, latents, settings)

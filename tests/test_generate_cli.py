@@ -71,12 +71,24 @@ def test_same_seed_same_animation_and_looped_context(models, tmp_path):
     assert not np.array_equal(a, c)
 
 
+def test_free_init_and_constant_noise_write_their_settings(models, tmp_path):
+    from motion_core.media import read_frames, read_metadata
+    run("generate", "--model", models / "base", "--motion-module", models / "mm.safetensors", "--prompt", "a cat",
+        "--frames", 8, "--steps", 2, "--size", "64x64", "--quiet", "--free-init", 2, "--free-init-filter", "box",
+        "--noise", "constant", "--out", tmp_path / "a.gif")
+    settings = read_metadata(tmp_path / "a.gif")["motion_core"]
+    assert settings["free_init"]["iterations"] == 2 and settings["free_init"]["filter"] == "box"
+    assert settings["noise"] == "constant" and read_frames(tmp_path / "a.gif").shape == (8, 64, 64, 3)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--size", "64"], "WIDTHxHEIGHT"), (["--size", "60x64"], "multiple of 8"), (["--frames", "0"], "frames=0"),
     (["--out", "x.avi"], ".avi"), (["--motion-module", "missing.ckpt"], "missing.ckpt"),
     (["--model", "nowhere"], "nowhere"), (["--frames", "48", "--context-length", "0"], "holds 32 frames"),
     (["--context-overlap", "16", "--context-length", "16", "--frames", "40"], "overlap 16"),
-    (["--init-video", "none.mp4"], "none.mp4")])
+    (["--init-video", "none.mp4"], "none.mp4"), (["--free-init", "0"], "free_init=0"),
+    (["--free-init", "2", "--free-init-spatial", "0"], "spatial stop frequency 0.0"),
+    (["--noise", "pink"], "invalid choice: 'pink'")])
 def test_bad_arguments_exit_2_with_the_fix(models, tmp_path, args, message):
     base = {"--model": models / "base", "--motion-module": models / "mm.safetensors", "--prompt": "a cat",
             "--out": tmp_path / "x.gif", "--steps": "1", "--size": "64x64", "--frames": "8"}
