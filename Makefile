@@ -14,17 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# The embedded demo (motion_core/demo/): the shipped tiny models of a world of shapes. Animates the two personalised
-# models with the motion module trained on the base model, beside (a) independent frames and (c) per-model tuning;
-# GIF + MP4 per prompt, contact sheets and the metrics table in build/demo. About 2 minutes on a 2-core CPU.
+# The demo (demo/, a client of motion_core, not installed with it): its shipped tiny models animate two personalised
+# models with the motion module trained on the base model, beside (a) independent frames, (c) per-model tuning and
+# (d) a MotionLoRA; GIF + MP4 per prompt, contact sheets and the metrics table in build/demo.
 demo: $(VENV)/.installed
-	$(BIN)/python -m motion_core inspect motion_core/demo/weights/motion_module.safetensors
-	$(BIN)/python -m motion_core demo --out $(DEMO)
+	$(BIN)/python -m motion_core inspect demo/weights/motion_module.safetensors
+	$(BIN)/python -m demo run --out $(DEMO)
 
-# Every demo model again from nothing (deterministic; about an hour on 2 CPU cores): replaces the shipped weights.
+# Every demo model again from nothing (deterministic; about two hours on 2 CPU cores), into build/demo_train, then
+# the shipped weights in demo/weights. Resumable: run it again after an interruption and it continues.
 demo-train: $(VENV)/.installed
-	rm -rf build/demo_train
-	$(BIN)/python -m motion_core demo-train --work build/demo_train
+	$(BIN)/python -m demo train --work build/demo_train
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -121,8 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     # argparse only: accelerate and the video readers load when `train` runs
     from .train.cli import add_parser as add_train_parser
     add_train_parser(sub)
-    from .demo.cli import add_parser as add_demo_parser
-    add_demo_parser(sub)
     return p
 
 

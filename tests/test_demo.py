@@ -1,8 +1,9 @@
-"""The embedded demo: the shipped weights load and animate, and `demo-train`'s stages run end to end.
+"""The demo (demo/): the shipped weights show AnimateDiff's claim, and `python -m demo train`'s stages run end to end.
 
-The first tests load the committed weights (motion_core/demo/weights) and generate with the motion module trained on
-the base model: a regression anywhere in loading, injection, sampling or the formats makes its frames stop agreeing.
-The last one runs every training stage at a few steps into a temporary folder.
+The first test animates the committed weights (demo/weights) with the demo's own recipe and checks the claim in
+aggregate over each personalised model's 12 prompts, so that one chaotic clip (another CPU, another thread count)
+cannot decide it: a regression anywhere in loading, injection, sampling or the formats makes the shapes stop moving.
+The last ones run every training stage at a few steps into a temporary folder, twice (the second run skips them).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from motion_core.demo import build, run, world
-from motion_core.demo.models import SIZE
-from motion_core.demo.ship import WEIGHTS, load_models
-from motion_core.pipeline import generate
+from demo import build, run, world
+from demo.models import train_images
+from demo.ship import LORA_FILE, WEIGHTS, load_models
+from demo.world import TRAVEL
 from motion_core.tiny import write_tokenizer
 
 pytest.importorskip("diffusers")
@@ -28,25 +29,31 @@ def shipped():
     return load_models(WEIGHTS)
 
 
-def test_shipped_motion_module_holds_the_frames_together(shipped):
-    """The six checkerboard prompts of the demo (run.CASES, same seeds), animated (b) and as independent frames (a).
-    The shipped module does not yet move shapes as prompted (README: 0/6); what it does, and what is asserted, is make
-    consecutive frames agree: their mean absolute change is 0.68x that of independent frames when recorded (0.52x to
-    0.92x per prompt), and 1x if the module is not loaded or not injected. Each prompt alone is chaotic (threads 1 vs
-    2 alone changes a clip's shape IoU by 0.2, and CI's CPU gave other clips than this machine's); the mean over six
-    prompts of a whole-clip statistic is not (0.68x at 1 and at 2 threads, 0.70x and 0.68x with the checkerboard
-    UNet's weights scaled by 1 + 1e-5 and 1 + 1e-3 noise)."""
+# What the shipped weights do, over each model's 12 prompts (mean displacement, image widths; README's table:
+# neon (b) right 0.236, (d) up 0.289; checkerboard (b) right 0.122, (d) up 0.003). The bounds are a fifth to a half
+# of those, so another CPU's rounding cannot flip them; the issue's targets (half the clips' 0.5) are not met yet.
+SHIPPED = {"neon": {"b": TRAVEL / 5, "d": TRAVEL / 5}, "checker": {"b": TRAVEL / 10, "d": None}}
+
+
+@pytest.mark.parametrize("model", ["neon", "checker"])
+def test_shipped_module_moves_personalised_models_and_the_lora_changes_the_motion(shipped, model):
+    """Rows (a) image alone, (b) + the base-trained module, (d) + its MotionLoRA, over the model's 12 demo prompts
+    and seeds, with the demo's recipe: (a) is a still (one starting noise for every frame); (b) moves right on
+    average; (d) moves up on average (neon: the LoRA has no measurable effect on the checkerboard model yet)."""
     models, motion = shipped
-    change = {}
-    for case in [c for c in run.CASES if c.model == "checker"]:
-        for strength in (1.0, 0.0):
-            frames = generate(models["checker"], motion["base"], case.prompt, frames=16, steps=run.STEPS,
-                              guidance=run.GUIDANCE, scheduler=run.SCHEDULER, width=SIZE, height=SIZE,
-                              seed=case.seed, context=None, motion_strength=strength, progress=False).frames
-            assert frames.shape == (16, SIZE, SIZE, 3) and torch.isfinite(frames).all()
-            change.setdefault(strength, []).append(float((frames[1:] - frames[:-1]).abs().mean()))
-    ratio = np.mean(change[1.0]) / np.mean(change[0.0])
-    assert ratio < 0.85, (ratio, change)
+    cases = [c for c in run.cases() if c.model == model]
+    assert len(cases) == 12
+    rows = run.evaluate(models, motion, cases, rows="abd" if SHIPPED[model]["d"] else "ab", progress=False,
+                        domain=False)
+    mean = {(r["row"][1], m): float(np.mean([o[m] for o in rows if o["row"] == r["row"]]))
+            for r in rows for m in (run.MOTION, run.LORA_MOTION)}
+    assert all(r["flicker"] == 0.0 for r in rows if r["row"].startswith("(a)"))  # a still: the recipe holds
+    assert abs(mean["a", run.MOTION]) < 1e-6 and abs(mean["a", run.LORA_MOTION]) < 1e-6, mean
+    assert mean["b", run.MOTION] >= SHIPPED[model]["b"], mean
+    assert mean["b", run.LORA_MOTION] < TRAVEL / 10, mean  # the module moves right, not up
+    if SHIPPED[model]["d"] is not None:
+        assert mean["d", run.LORA_MOTION] >= SHIPPED[model]["d"] > mean["b", run.LORA_MOTION], mean
+    assert all(r["flicker"] < 0.1 for r in rows if r["row"].startswith("(b)")), mean  # backgrounds stay
 
 
 def test_shipped_files_are_small_and_described():
@@ -54,12 +61,14 @@ def test_shipped_files_are_small_and_described():
     assert sum(p.stat().st_size for p in files) < 25 * 2**20
     info = json.loads((WEIGHTS / "demo.json").read_text())
     assert info["dtype"] == "float16"
-    assert {s["stage"] for s in info["stages"]} >= {"base", "neon", "checker", "motion_base", "motion_neon",
-                                                     "motion_checker"}
+    assert {s["stage"] for s in info["stages"]} == {r for rows in build.STAGE_ROWS.values() for r in rows}
     assert (WEIGHTS / "MODEL_CARD.md").read_text().startswith("# motion_core demo models")
     from safetensors import safe_open
-    with safe_open(str(WEIGHTS / "motion_module.safetensors"), "pt") as f:
-        assert all(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+    for name in ("motion_module.safetensors", LORA_FILE):
+        with safe_open(str(WEIGHTS / name), "pt") as f:
+            assert all(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+    with safe_open(str(WEIGHTS / LORA_FILE), "pt") as f:
+        assert f.metadata()["kind"] == "motion-lora"
 
 
 def test_tokenizer_makes_one_token_per_word(tmp_path):
@@ -71,27 +80,56 @@ def test_tokenizer_makes_one_token_per_word(tmp_path):
     assert len(tokenizer(longest).input_ids) == 15  # 13 words, the comma, start and end: fits 16
 
 
-def test_demo_train_stages_run_end_to_end(tmp_path, monkeypatch):
-    """Every stage at a few steps: data, the three image models, three motion modules through the train CLI, the
-    shipped fp16 folder, and the demo's evaluation of one case on it."""
+def _tiny_stages(monkeypatch):
     monkeypatch.setattr(build, "BASE", dict(steps=3, batch=4, lr=1e-3, images=16))
     monkeypatch.setattr(build, "NEON", dict(steps=2, batch=4, lr=1e-4, images=8))
     monkeypatch.setattr(build, "CHECKER", dict(steps=2, batch=4, lr=1e-3, images=8, rank=4))
-    monkeypatch.setattr(build, "MOTION", dict(steps=2, batch=1, lr=1e-4, clips=2, timestep_bias=3.0))
-    monkeypatch.setattr(build, "SPECIFIC", dict(steps=2, batch=1, lr=1e-4, clips=2, timestep_bias=3.0))
+    tiny = dict(clips=2, steps=2, batch=1, lr=1e-4, timestep_bias=3.0, loss_weighting="v", noise_sharing=0.9, warmup=1)
+    monkeypatch.setattr(build, "MOTION", dict(tiny, motion="right"))
+    monkeypatch.setattr(build, "LORA", dict(tiny, motion="up", rank=2))
+    monkeypatch.setattr(build, "TUNED", dict(tiny, motion="right"))
+
+
+def test_demo_train_stages_run_end_to_end_and_a_rerun_skips_them(tmp_path, monkeypatch, capsys):
+    """Every stage at a few steps: data, the three image models, the motion module, its MotionLoRA and the two tuned
+    modules through the train CLI, the shipped fp16 folder, and the demo's evaluation of one case on it."""
+    _tiny_stages(monkeypatch)
     work, out = tmp_path / "work", tmp_path / "weights"
     build.run(work, out)
     stages = [json.loads(line)["stage"] for line in (work / "stages.jsonl").read_text().splitlines()]
-    assert stages == ["base", "neon", "checker", "motion_base", "motion_neon", "motion_checker"]
+    assert stages == ["base", "neon", "checker", "motion_base", "motion_lora", "motion_neon", "motion_checker"]
+    assert all(row["device"] == "cpu" and row["seconds"] > 0 for row in build.logged(work).values())
     models, motion = load_models(out)
+    assert set(motion) == {"base", "neon", "checker", "lora"}
     assert models["base"].vae is None and models["base"].scale_factor == 1
     assert all(m.unet.dtype == torch.float32 for m in models.values())
     # the LoRA changes only the checkerboard model's attention, and the neon fine-tune changes its UNet
     base_sd, checker_sd = models["base"].unet.state_dict(), models["checker"].unet.state_dict()
     changed = [k for k in base_sd if not torch.equal(base_sd[k], checker_sd[k])]
     assert changed and all(".to_" in k for k in changed)
-    rows = run.evaluate_cases(models, motion, run.CASES[:1], steps=2, out=tmp_path / "demo", progress=False)
-    assert [r["setting"] for r in rows] == ["(a) image", "(b) motion", "(c) tuned"]
+    case = run.cases()[0]
+    rows = run.evaluate(models, motion, [case], steps=2, out=tmp_path / "demo", progress=False)
+    assert [r["row"] for r in rows] == ["(a) image", "(b) motion", "(c) tuned", "(d) LoRA"]
     assert all(np.isfinite(r["domain"]) for r in rows)
-    assert (tmp_path / "demo" / "neon" / "motion" / f"{run.CASES[0].slug}.mp4").is_file()
+    assert (tmp_path / "demo" / "neon" / "motion" / f"{case.slug}.mp4").is_file()
     assert (tmp_path / "demo" / "contact_neon.png").is_file()
+    capsys.readouterr()
+    build.run(work, out, ["base", "motion", "tuned"])  # finished: nothing runs again
+    assert capsys.readouterr().out.count("skipped") == 3
+    assert len((work / "stages.jsonl").read_text().splitlines()) == len(stages)
+
+
+def test_image_training_resumed_makes_the_same_model(tmp_path):
+    """An image stage killed after its checkpoint and run again ends where an unbroken run ends, bit for bit."""
+    from demo.models import new_base
+    images, captions = build.still_images(8, 0)
+    finals = []
+    for name, stops in (("straight", [4]), ("resumed", [2, 4])):
+        for steps in stops:  # a run of 2 steps leaves the state a killed run of 4 would have left at step 2
+            unet, text, tokenizer = new_base(tmp_path / name, 0)
+            (unet, text), losses, _ = train_images(unet, text, tokenizer, images, captions, steps=steps, batch=2,
+                                                   lr=1e-3, seed=0, resume=tmp_path / f"{name}.pt", save_every=2)
+        finals.append((unet.state_dict(), losses))
+    (a, losses_a), (b, losses_b) = finals
+    assert losses_a == losses_b and len(losses_a) == 4
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from motion_core.demo import (BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SIZES, STYLES, Scene, caption, render,
-                              render_clip, sample_scenes, vocabulary, write_dataset)
-from motion_core.demo.world import BOUNCE, GROW, TRAVEL, extent, pose
+from demo import (BACKGROUNDS, COLOURS, MOTIONS, SHAPES, SIZES, STYLES, Scene, caption, render, render_clip,
+                  sample_scenes, vocabulary, write_dataset)
+from demo.world import BOUNCE, GROW, TRAVEL, extent, pose
 from motion_core.errors import ConfigError
 from motion_core.media import read_frames
 
@@ -141,3 +141,17 @@ def test_write_dataset_images(tmp_path):
         assert np.array_equal(np.asarray(Image.open(folder / f"image_{i:05d}.png")), render(scene, 24))
         assert (folder / f"image_{i:05d}.txt").read_text() == caption(scene) + "\n"
         assert " moving " not in caption(scene)
+
+
+def test_write_dataset_of_one_motion_captioned_as_stills(tmp_path):
+    """The demo's motion data: every clip moves right, its caption names no motion (one motion for every prompt)."""
+    folder = write_dataset(tmp_path / "right", 4, seed=3, frames=8, motions=("right",), motion_words=False)
+    scenes = sample_scenes(4, 3, motion=True, motions=("right",))
+    assert {s.motion for s in scenes} == {"right"}
+    for i, scene in enumerate(scenes):
+        assert (folder / f"clip_{i:05d}.txt").read_text().strip() == caption(dataclasses.replace(scene, motion=None))
+        clip = read_frames(folder / f"clip_{i:05d}")
+        assert np.array_equal(clip, render_clip(scene, 8, 32)) and not np.array_equal(clip[0], clip[-1])
+    with pytest.raises(ConfigError, match="motions"):
+        sample_scenes(2, 0, motion=True, motions=("sideways",))
+

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from motion_core import metrics
-from motion_core.demo import MOTIONS, STYLES, Scene, render, render_clip, sample_scenes
-from motion_core.demo.world import BACKGROUNDS, COLOURS, SIZES
+from demo import MOTIONS, STYLES, Scene, render, render_clip, sample_scenes
+from demo.world import BACKGROUNDS, COLOURS, SIZES
 from motion_core.errors import ConfigError
 
 OTHER_WORDS = {"left": ("right", "up", "down", None), "right": ("left", "up", "down", None),
@@ -43,6 +43,19 @@ def test_every_motion_is_recognised_and_no_other(style, seed):
             assert m["reversals"] >= 2 and abs(m["dy"]) < 0.05
         if scene.motion == "growing":
             assert m["growth"] > 2.5  # scale 0.6 -> 1.4 is x5.4 in area (a little less with the neon glow)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_calibrated_at_the_demos_frame_count(style):
+    """The demo's calibration (issue: at least 38/40 per motion it uses, stills read as no motion), at its 8 frames
+    with the thresholds as they are: 40 rendered clips each of right (its module), up (its MotionLoRA), and still."""
+    from demo.models import FRAMES
+    from demo.run import LORA_MOTION, MOTION
+    assert FRAMES == 8
+    for word in (MOTION, LORA_MOTION, None):
+        scenes = sample_scenes(40, 1234, motion=word is not None, style=style, motions=(word,) if word else MOTIONS)
+        found = [metrics.motion_direction(render_clip(s, FRAMES))["direction"] for s in scenes]
+        assert sum(f == word for f in found) == 40, (word, found)
 
 
 @pytest.mark.parametrize("style", STYLES)

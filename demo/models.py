@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
-from ..schedule import scheduler_config
-from ..train.config import TrainConfig, alphas_cumprod
-from ..tiny import write_tokenizer
+from motion_core.errors import ConfigError
+from motion_core.formats.files import atomic_write
+from motion_core.schedule import scheduler_config
+from motion_core.train import parametrize_loras, unparametrize_loras
+from motion_core.train.config import TrainConfig, alphas_cumprod
+from motion_core.tiny import write_tokenizer
 from .world import vocabulary
 
 SIZE = 32  # px, square
-FRAMES = 16
+FRAMES = 8  # frames per clip: the motion stages train on them and the demo samples them
 TEXT_DIM = 64
 MAX_TOKENS = 16  # the longest caption is 13 words and a comma, plus start / end
 UNET = dict(sample_size=SIZE, in_channels=3, out_channels=3, block_out_channels=(32, 32, 64, 64), layers_per_block=1,
@@ -81,35 +84,17 @@ def save_folder(folder: str | Path, unet, text_encoder, *, dtype: torch.dtype = 
     return folder
 
 
-class LoRAParametrization(torch.nn.Module):
-    """W -> W + up @ down for a Linear weight (up zero-initialised, so training starts at the base model)."""
-
-    def __init__(self, weight: torch.Tensor, rank: int, generator: torch.Generator):
-        super().__init__()
-        out_features, in_features = weight.shape
-        self.down = torch.nn.Parameter(torch.randn(rank, in_features, generator=generator) / rank)
-        self.up = torch.nn.Parameter(torch.zeros(out_features, rank))
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight + self.up @ self.down
-
-
-def add_lora(unet, rank: int, seed: int) -> dict[str, LoRAParametrization]:
-    """Parametrise every attention projection (LORA_TARGETS) of `unet` with a LoRA; returns {module name: lora}."""
-    from torch.nn.utils import parametrize
-    generator = torch.Generator().manual_seed(seed)
-    loras = {}
-    for name, module in unet.named_modules():
-        if isinstance(module, torch.nn.Linear) and any(name.endswith("." + t) for t in LORA_TARGETS):
-            parametrize.register_parametrization(module, "weight", LoRAParametrization(module.weight, rank, generator))
-            loras[name] = module.parametrizations.weight[0]
-    if not loras:
+def attention_linears(unet) -> dict[str, torch.nn.Linear]:
+    """{name: Linear} of every attention projection (LORA_TARGETS) of a diffusers UNet, in registration order."""
+    linears = {name: m for name, m in unet.named_modules()
+               if isinstance(m, torch.nn.Linear) and any(name.endswith("." + t) for t in LORA_TARGETS)}
+    if not linears:
         raise ConfigError("the UNet has no attention projections to put a LoRA on")
-    return loras
+    return linears
 
 
-def lora_state_dict(loras: dict[str, LoRAParametrization]) -> dict[str, torch.Tensor]:
-    """diffusers' peft layout: `<module>.lora_A.weight` (down) and `<module>.lora_B.weight` (up)."""
+def peft_state_dict(loras) -> dict[str, torch.Tensor]:
+    """diffusers' peft layout of {module name: LoRAWeight}: `<module>.lora_A.weight` (down), `.lora_B.weight` (up)."""
     out = {}
     for name, lora in loras.items():
         out[f"{name}.lora_A.weight"] = lora.down.detach().clone().contiguous()
@@ -119,10 +104,15 @@ def lora_state_dict(loras: dict[str, LoRAParametrization]) -> dict[str, torch.Te
 
 def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: list[str], *, steps: int, batch: int,
                  lr: float, seed: int, mode: str = "base", lora_rank: int = 16, ema: float = 0.999,
-                 caption_dropout: float = 0.1, warmup: int = 100, desc: str = "training"):
+                 caption_dropout: float = 0.1, warmup: int = 100, desc: str = "training", device: str = "cpu",
+                 resume: Path | None = None, save_every: int = 200):
     """Train on (n, SIZE, SIZE, 3) uint8 `images` with their `captions`. mode: "base" (UNet and text encoder),
     "finetune" (the UNet), "lora" (a LoRA on the UNet's attention projections). Returns the EMA copies
-    (unet, text_encoder) for base / finetune, or the LoRA state dict for lora; the losses per step as a list."""
+    (unet, text_encoder) for base / finetune, or the LoRA state dict for lora; the losses per step as a list; the
+    seconds spent training (over every sitting of a resumed run).
+    resume: a file for the run's state (weights, EMA, optimizer, generator, losses), written atomically every
+    `save_every` steps and continued from when it exists; a resumed run makes the same updates as an unbroken one.
+    Every random draw comes from one CPU generator, so `device` changes the arithmetic, not the draws."""
     if mode not in ("base", "finetune", "lora"):
         raise ConfigError(f"mode {mode!r} is not base, finetune or lora")
     if len(images) != len(captions) or len(images) == 0:
@@ -135,13 +125,26 @@ def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: li
     empty = len(captions)
     unet.requires_grad_(mode == "finetune" or mode == "base").train()
     text_encoder.requires_grad_(mode == "base").train(mode == "base")
-    loras = add_lora(unet, lora_rank, seed) if mode == "lora" else {}
+    linears = attention_linears(unet) if mode == "lora" else {}
+    loras = parametrize_loras(linears, lora_rank, seed)  # motion_core's LoRA, on the image UNet's attention
     params = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     averaged = [p.detach().clone() for p in params]
-    alphas = alphas_cumprod(TrainConfig())  # AnimateDiff's betas, the motion trainer's default
-    losses = []
-    bar = tqdm(range(steps), desc=desc, unit="step", dynamic_ncols=True)
+    alphas = alphas_cumprod(TrainConfig()).to(device)  # AnimateDiff's betas, the motion trainer's default
+    unet.to(device)
+    text_encoder.to(device)
+    losses, first, seconds, started = [], 0, 0.0, time.perf_counter()
+    if resume is not None and Path(resume).is_file():
+        state = torch.load(resume, map_location=device, weights_only=True)
+        with torch.no_grad():
+            for p, saved, avg, saved_avg in zip(params, state["params"], averaged, state["averaged"]):
+                p.copy_(saved)
+                avg.copy_(saved_avg)
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        first, losses, seconds = int(state["step"]), state["losses"].tolist(), float(state["seconds"])
+        print(f"{desc}: resumed at step {first} from {resume}", flush=True)
+    bar = tqdm(range(first, steps), initial=first, total=steps, desc=desc, unit="step", dynamic_ncols=True)
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / warmup)
@@ -149,14 +152,14 @@ def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: li
         ids = tokens[index].clone()
         drop = torch.rand(batch, generator=generator) < caption_dropout
         ids[drop] = tokens[empty]
-        x0 = pixels[index]
+        x0 = pixels[index].to(device)
         t = torch.randint(0, 1000, (batch,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        a = alphas[t].view(-1, 1, 1, 1)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        a = alphas[t.to(device)].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         with torch.set_grad_enabled(mode == "base"):
-            text = text_encoder(ids)[0]
-        loss = F.mse_loss(unet(xt, t, text).sample, noise)
+            text = text_encoder(ids.to(device))[0]
+        loss = F.mse_loss(unet(xt, t.to(device), text).sample, noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -168,15 +171,19 @@ def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: li
         losses.append(float(loss.detach()))
         if step % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
+        if resume is not None and ((step + 1) % save_every == 0 or step + 1 == steps):
+            state = {"step": step + 1, "params": [p.detach() for p in params], "averaged": averaged,
+                     "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                     "losses": torch.tensor(losses, dtype=torch.float64),
+                     "seconds": seconds + time.perf_counter() - started}
+            atomic_write(resume, lambda tmp: torch.save(state, tmp))
     with torch.no_grad():
         for avg, p in zip(averaged, params):
             p.copy_(avg)
-    unet.eval().requires_grad_(False)
-    text_encoder.eval().requires_grad_(False)
+    unet.eval().requires_grad_(False).cpu()
+    text_encoder.eval().requires_grad_(False).cpu()
     if mode == "lora":
-        state = lora_state_dict(loras)
-        from torch.nn.utils import parametrize
-        for name in loras:
-            parametrize.remove_parametrizations(unet.get_submodule(name), "weight", leave_parametrized=False)
-        return state, losses
-    return (unet, text_encoder), losses
+        state = peft_state_dict(loras)
+        unparametrize_loras(linears)
+        return state, losses, seconds + time.perf_counter() - started
+    return (unet, text_encoder), losses, seconds + time.perf_counter() - started

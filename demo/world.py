@@ -25,13 +25,13 @@ background", neon -> "..., neon style". The size is not captioned: it is free va
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from einops import reduce
 
-from ..errors import ConfigError
+from motion_core.errors import ConfigError
 
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 70), "blue": (50, 90, 230), "yellow": (240, 210, 40),
@@ -185,13 +185,16 @@ def vocabulary() -> list[str]:
     return sorted(words)
 
 
-def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain") -> list[Scene]:
-    """n random scenes, a pure function of (n, seed, motion, style); object and background colours always differ
-    in name, and each path stays inside the frame with a margin of 0.02."""
+def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain",
+                  motions: tuple[str, ...] = MOTIONS) -> list[Scene]:
+    """n random scenes, a pure function of (n, seed, motion, style, motions); object and background colours always
+    differ in name, and each path stays inside the frame with a margin of 0.02. motions: those drawn when `motion`."""
     if n < 0:
         raise ConfigError(f"n={n} must be at least 0")
     if style not in STYLES:
         raise ConfigError(f"style={style!r} is not one of {STYLES}")
+    if not motions or any(m not in MOTIONS for m in motions):
+        raise ConfigError(f"motions={motions!r} must be a non-empty tuple of {MOTIONS}")
     rng = np.random.default_rng(seed)
     scenes = []
     for _ in range(n):
@@ -200,7 +203,7 @@ def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain") -> l
         backgrounds = [b for b in BACKGROUNDS if b != colour]
         background = backgrounds[rng.integers(len(backgrounds))]
         size = list(SIZES)[rng.integers(len(SIZES))]
-        move = MOTIONS[rng.integers(len(MOTIONS))] if motion else None
+        move = motions[rng.integers(len(motions))] if motion else None
         probe = Scene(shape, colour, background, size, 0.5, 0.5, move, style)
         e = extent(probe) + 0.02
         lo = {"x": e, "y": e}
@@ -217,19 +220,21 @@ def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain") -> l
 
 
 def write_dataset(folder: str | Path, n: int, seed: int, *, motion: bool = True, frames: int = 16, size: int = 32,
-                  style: str = "plain") -> Path:
-    """Write n samples to `folder` and return it; the layout the training CLI reads:
+                  style: str = "plain", motions: tuple[str, ...] = MOTIONS, motion_words: bool = True) -> Path:
+    """Write n samples to `folder` and return it (motions: those drawn; motion_words False: clips are captioned as
+    still scenes, "a red circle on a blue background", for a module that learns one motion for every prompt);
+    the layout the training CLI reads:
     motion=True   clip_00000/frame_00000.png ... (a folder of PNG frames) and clip_00000.txt (its caption);
     motion=False  image_00000.png and image_00000.txt;
     and captions.csv with the columns `file,caption` (`file` is the clip folder's / image's name in `folder`)."""
     from PIL import Image
 
-    from ..media import write_animation
+    from motion_core.media import write_animation
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, scene in enumerate(sample_scenes(n, seed, motion=motion, style=style)):
-        text = caption(scene)
+    for i, scene in enumerate(sample_scenes(n, seed, motion=motion, style=style, motions=motions)):
+        text = caption(scene if motion_words else replace(scene, motion=None))
         if motion:
             name = f"clip_{i:05d}"
             write_animation(render_clip(scene, frames, size), folder / name, metadata={"caption": text})

@@ -1,0 +1,210 @@
+"""`python -m demo train` (`make demo-train`): every demo model, from nothing, on this machine's CPU (or --device).
+
+Stages, each a pure function of the seed (fixed threads, seeded generators), each writing into `--work`:
+  1. base     the text-to-image model on still images of the world: stills of still scenes, and the first frame
+              of moving scenes captioned with their motion word (as a web photo is captioned "a car driving
+              left": a snapshot, with the word tied to where things start); it never sees a clip.
+  2. neon     a full fine-tune of the base UNet on neon-style stills ("..., neon style"), no video.
+  3. checker  a LoRA on the base UNet's attention on checkerboard-background stills, no video.
+  4. motion   a v3 motion module trained on the base's clips of one motion (the object moving right; captioned
+              as still scenes) with the BASE model frozen, through `python -m motion_core train` (the product's
+              own trainer, in a subprocess).
+  5. lora     a MotionLoRA (moving up) on that module, from 200 of the base's clips: `train --lora`.
+  6. tuned    for comparison only: the motion module fine-tuned on each personalised model with clips in its
+              own style, the per-model tuning AnimateDiff avoids.
+  7. ship     fp16 copies of everything into `--out` with their configs and the model card's numbers.
+Resumable: a finished stage is logged in `work/stages.jsonl` and skipped when run again; an interrupted one
+continues from its last checkpoint (image stages: `work/<stage>.resume.pt`; motion stages: the trainer's --resume).
+Everything except `ship` only writes into `--work`; `ship` replaces `--out` atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motion_core.errors import ConfigError
+from motion_core.formats.files import atomic_folder
+
+from . import world
+from .models import FRAMES, SIZE, new_base, save_folder, train_images
+
+SEED = 0
+# (steps, batch, learning rate) per image stage; the times are in demo/weights/MODEL_CARD.md
+BASE = dict(steps=2500, batch=32, lr=1e-3, images=12000)
+NEON = dict(steps=600, batch=32, lr=2e-4, images=2000)
+CHECKER = dict(steps=600, batch=32, lr=1e-3, images=2000, rank=16)
+# motion stages (demo/NOTES.md has how each setting was found): `python -m motion_core train` flags, plus the clips
+# rendered for it (`clips`, of `motion`, in `style`). noise_sharing: the demo samples from one starting noise for all
+# frames (run.RECIPE); training on noise that is mostly shared teaches the module to move things from such a start.
+MOTION = dict(motion="right", clips=300, seed=0, steps=900, batch=4, lr=1e-3, timestep_bias=3.0, loss_weighting="v",
+              noise_sharing=0.9, warmup=50)
+LORA = dict(motion="up", clips=200, steps=400, batch=4, lr=1e-3, timestep_bias=3.0, loss_weighting="v",
+            noise_sharing=0.9, warmup=20, rank=8)
+TUNED = dict(motion="right", clips=200, steps=200, batch=4, lr=5e-4, timestep_bias=3.0, loss_weighting="v",
+             noise_sharing=0.9, warmup=20)
+STYLES = {"neon": "neon", "checker": "checkerboard"}
+_TRAIN_FLAGS = ("steps", "batch", "lr", "timestep_bias", "loss_weighting", "noise_sharing", "warmup")
+
+
+def still_images(n: int, seed: int, style: str = "plain", with_motion: bool = False):
+    """(n, SIZE, SIZE, 3) uint8 stills and their captions. with_motion: half of them are the first frames of moving
+    scenes, captioned with the motion word. (Frames at random times were tried first: the model then learned to
+    ignore motion words, its output moved by 5e-4 between "moving left" and "moving right", and a motion module
+    had nothing to tell the directions apart by.)"""
+    rng = np.random.default_rng(seed)
+    moving = n // 2 if with_motion else 0
+    scenes = world.sample_scenes(n - moving, seed, motion=False, style=style) + \
+        world.sample_scenes(moving, seed + 1, motion=True, style=style)
+    order = rng.permutation(n)
+    images = np.stack([world.render(scenes[i], SIZE, 0.0) for i in order])
+    return images, [world.caption(scenes[i]) for i in order]
+
+
+def _text_parts(folder: Path):
+    import diffusers
+    import transformers
+    unet = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet")
+    text = transformers.CLIPTextModel.from_pretrained(folder / "text_encoder")
+    tokenizer = transformers.CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    return unet, text, tokenizer
+
+
+def logged(work: Path) -> dict[str, dict]:
+    """{stage: its row} of the finished stages in work/stages.jsonl (a stage run twice: its last row)."""
+    log = work / "stages.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    return {row["stage"]: row for row in rows}
+
+
+def _log(work: Path, stage: str, **values) -> None:
+    with open(work / "stages.jsonl", "a") as f:
+        f.write(json.dumps({"stage": stage, **values}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _image_stage(work: Path, name: str, settings: dict, seed: int, parts, *, mode: str, device: str,
+                 style: str = "plain", with_motion: bool = False, desc: str):
+    """Train (unet, text encoder, tokenizer) `parts` on stills of `style`, log the stage as `name`; returns what
+    `train_images` returns for `mode` (the trained models, or a LoRA state dict)."""
+    started = time.perf_counter()
+    images, captions = still_images(settings["images"], seed, style=style, with_motion=with_motion)
+    unet, text, tokenizer = parts
+    resume = work / f"{name}.resume.pt"
+    result, losses, seconds = train_images(unet, text, tokenizer, images, captions, steps=settings["steps"],
+                                           batch=settings["batch"], lr=settings["lr"], seed=seed, mode=mode,
+                                           lora_rank=settings.get("rank", 16), desc=desc, device=device,
+                                           resume=resume)
+    return result, dict(seconds=round(seconds, 1), wall_seconds_this_run=round(time.perf_counter() - started, 1),
+                        device=device, loss_first=float(np.mean(losses[:100])),
+                        loss_last=float(np.mean(losses[-100:])), **settings)
+
+
+def stage_base(work: Path, device: str) -> None:
+    (unet, text), row = _image_stage(work, "base", BASE, SEED, new_base(work / "init", SEED), mode="base",
+                                     with_motion=True, desc="base", device=device)
+    atomic_folder(work / "base", lambda tmp: save_folder(tmp, unet, text, tokenizer_from=work / "init" / "tokenizer"))
+    _log(work, "base", **row)
+
+
+def stage_neon(work: Path, device: str) -> None:
+    (unet, text), row = _image_stage(work, "neon", NEON, SEED + 10, _text_parts(work / "base"), mode="finetune",
+                                     style="neon", desc="neon (full fine-tune)", device=device)
+    atomic_folder(work / "neon", lambda tmp: save_folder(tmp, unet, text, tokenizer_from=work / "base" / "tokenizer"))
+    _log(work, "neon", **row)
+
+
+def stage_checker(work: Path, device: str) -> None:
+    from safetensors.torch import save_file
+
+    from motion_core.formats.files import atomic_write
+    from motion_core.formats.lora import load_image_lora, merge_image_lora
+    unet, text, tokenizer = _text_parts(work / "base")
+    state, row = _image_stage(work, "checker", CHECKER, SEED + 20, (unet, text, tokenizer), mode="lora",
+                              style="checkerboard", desc="checkerboard (LoRA)", device=device)
+    atomic_write(work / "checker_lora.safetensors", lambda tmp: save_file(state, tmp))
+    merge_image_lora(unet, load_image_lora(work / "checker_lora.safetensors"), 1.0)  # a folder to train (c) on
+    atomic_folder(work / "checker", lambda tmp: save_folder(tmp, unet, text,
+                                                            tokenizer_from=work / "base" / "tokenizer"))
+    _log(work, "checker", **row)
+
+
+def _train_motion(work: Path, name: str, base: Path, style: str, settings: dict, seed: int, device: str, *,
+                  start_from: Path | None = None) -> None:
+    """Clips of `settings["motion"]` in `style` into work/data_<name> (drawn with `seed`), then the product's
+    trainer in a subprocess, seeded by settings["seed"] or `seed` (a MotionLoRA when settings has a rank;
+    fine-tuning `start_from` when given)."""
+    started = time.perf_counter()
+    data = work / f"data_{name}"
+    if not (data / "captions.csv").is_file():
+        atomic_folder(data, lambda tmp: world.write_dataset(tmp, settings["clips"], seed, motion=True, frames=FRAMES,
+                                                            size=SIZE, style=style, motions=(settings["motion"],),
+                                                            motion_words=False))
+    out = work / f"motion_{name}"
+    command = [sys.executable, "-m", "motion_core", "train", "--data", str(data), "--base", str(base),
+               "--out", str(out), "--frames", str(FRAMES), "--stride", "1", "--size", str(SIZE), "--no-flip",
+               "--save-every", "50", "--seed", str(settings.get("seed", seed)), "--mixed-precision", "no",
+               "--resume"]
+    for key in _TRAIN_FLAGS:
+        command += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if "rank" in settings:
+        command += ["--lora", str(settings["rank"])]
+    if start_from is not None:
+        command += ["--motion-module", str(start_from)]
+    env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {}))
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, env=env)
+    rows = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines() if line.strip()]
+    losses = [row["loss"] for row in rows]
+    _log(work, f"motion_{name}", seconds=round(sum(row["seconds"] for row in rows), 1),
+         wall_seconds_this_run=round(time.perf_counter() - started, 1), device=device,
+         loss_first=float(np.mean(losses[:100])), loss_last=float(np.mean(losses[-100:])), **settings)
+
+
+def stage_motion(work: Path, device: str) -> None:
+    _train_motion(work, "base", work / "base", "plain", MOTION, SEED + 30, device)
+
+
+def stage_lora(work: Path, device: str) -> None:
+    _train_motion(work, "lora", work / "base", "plain", LORA, SEED + 50, device,
+                  start_from=work / "motion_base" / "motion_module.safetensors")
+
+
+def stage_tuned(work: Path, device: str) -> None:
+    for name, style in STYLES.items():
+        if f"motion_{name}" not in logged(work):
+            _train_motion(work, name, work / name, style, TUNED, SEED + 40, device,
+                          start_from=work / "motion_base" / "motion_module.safetensors")
+
+
+STAGES = {"base": stage_base, "neon": stage_neon, "checker": stage_checker, "motion": stage_motion,
+          "lora": stage_lora, "tuned": stage_tuned}
+# the rows in stages.jsonl each stage leaves when it is finished
+STAGE_ROWS = {"base": ["base"], "neon": ["neon"], "checker": ["checker"], "motion": ["motion_base"],
+              "lora": ["motion_lora"], "tuned": [f"motion_{name}" for name in STYLES]}
+
+
+def run(work: str | Path, out: str | Path, stages: list[str] | None = None, *, device: str = "cpu") -> None:
+    """Run `stages` (default: all, then ship) in order, skipping those already finished in `work`."""
+    torch.set_num_threads(2)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in stages or list(STAGES) + ["ship"]:
+        if name == "ship":
+            from .ship import ship
+            ship(work, Path(out))
+        elif name not in STAGES:
+            raise ConfigError(f"stage {name!r} is not one of {', '.join(list(STAGES) + ['ship'])}")
+        elif all(row in logged(work) for row in STAGE_ROWS[name]):
+            print(f"== demo train: {name}: finished before (in {work / 'stages.jsonl'}), skipped", flush=True)
+        else:
+            print(f"== demo train: {name}", flush=True)
+            STAGES[name](work, device)
