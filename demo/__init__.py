@@ -1,4 +1,6 @@
-"""The embedded demo: a tiny procedural world (shapes, colours, motions, styles) small enough to train on a CPU.
+"""The demo, a client of motion_core's public API (not installed with the library): a tiny procedural world
+(shapes, colours, motions, styles) small enough to train on a CPU, its models (`models`, `build`: `python -m demo
+train`), the shipped weights (`ship`) and the evaluation (`run`: `python -m demo`).
 
 `world` renders scenes and writes datasets with numpy, PIL and einops only (no torch in its code; importing it
 still runs motion_core/__init__, which imports torch).

@@ -281,7 +281,9 @@ def test_noise_sharing_mixes_one_noise_for_the_clip_with_each_frames_own():
         diffusion_loss(model, latents, None, gens, alphas, 1000, None, 1.0, "epsilon", sharing)
         return seen["x"]
     own, same = noise(0.0), noise(1.0)
-    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]  # sharing 0 draws exactly what it always drew
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]  # sharing 0 draws exactly what it always drew:
+    for g in gens:  # each clip's timestep, then its noise
+        torch.randint(0, 1000, (1,), generator=g)
     assert torch.allclose(own, torch.stack([torch.randn(4, 3, 2, 2, generator=g) for g in gens]), atol=1e-5)
     assert torch.allclose(same, same[:, :, :1].expand_as(same), atol=1e-6)  # 1: every frame the same noise
     common = same[:, :, :1]

@@ -1,0 +1,56 @@
+"""FreeInit's cost against plain sampling, measured in one run (issue 19's bench, FreeInit part).
+
+`generate` on the demo's neon model + its motion module (real trained weights, 8 frames, 32x32 px, DDIM 10 steps,
+CFG on), medians of --repeats runs after a warm-up: seconds with free_init 1 (plain), 2 and 3, and 3 with
+--free-init-fast; printed as ratios to plain and per iteration (FreeInit re-runs the whole sampling, so about N x
+plus the FFT re-noising, which is small at these sizes).
+    python bench/freeinit.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    import torch
+
+    from demo.run import cases
+    from demo.ship import load_models
+    from motion_core.pipeline import generate
+    torch.set_num_threads(2)
+    models, motion = load_models()
+    case = cases()[0]
+    run = dict(frames=8, steps=10, guidance=4.0, width=32, height=32, seed=case.seed, scheduler="ddim",
+               noise="constant", context=None, progress=False)
+    settings = {"plain": dict(free_init=1), "free_init 2": dict(free_init=2), "free_init 3": dict(free_init=3),
+                "free_init 3 fast": dict(free_init=3, free_init_fast=True)}
+    generate(models["neon"], motion["base"], case.prompt, **run)  # warm-up
+    seconds = {name: [] for name in settings}
+    for _ in range(args.repeats):
+        for name, extra in settings.items():  # interleaved, so drift of the machine hits every setting alike
+            started = time.perf_counter()
+            generate(models["neon"], motion["base"], case.prompt, **run, **extra)
+            seconds[name].append(time.perf_counter() - started)
+    plain = statistics.median(seconds["plain"])
+    print(f"FreeInit on the demo's neon model + module, 8 frames 32x32, DDIM 10 steps, CFG, {args.repeats} repeats "
+          f"(medians)")
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        iterations = settings[name]["free_init"]
+        print(f"  {name:18s} {median:6.3f} s   x{median / plain:.2f} of plain   x{median / plain / iterations:.2f} "
+              f"per iteration")
+
+
+if __name__ == "__main__":
+    main()
