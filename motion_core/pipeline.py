@@ -202,10 +202,10 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
     model = inject(base.unet, motion_module, scale=motion_scale, strength=motion_strength)
     try:
         with _domain_adapter(base.unet, domain_adapter, domain_adapter_scale):
+            mask = None if free_init == 1 else freeinit.low_pass_filter(
+                *shape[2:], free_init_filter, free_init_order, free_init_spatial, free_init_temporal)
             for iteration in range(free_init):
                 if iteration > 0:  # FreeInit: the last result's low frequencies, fresh noise's high ones
-                    mask = freeinit.low_pass_filter(*shape[2:], free_init_filter, free_init_order,
-                                                    free_init_spatial, free_init_temporal)
                     fresh = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
                     latents = freeinit.reinitialise(latents, initial, fresh, sched.alphas_cumprod[-1], mask)
                     latents = latents.to(dtype) * sched.init_noise_sigma
