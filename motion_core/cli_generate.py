@@ -63,6 +63,19 @@ def _weighted(text: str) -> tuple[str, float]:
     return text, 1.0
 
 
+def _number_or_curve(text: str):
+    """A number, or a curve "frame:value, ..." (checked now: a typo fails before any model loads)."""
+    try:
+        return float(text)
+    except ValueError:
+        from .control import Curve
+        try:
+            Curve.parse(text, "curve")
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+
 def add_parser(sub) -> None:
     from .pipeline import NOISE_TYPES
     s = sub.add_parser("generate", help="animate a prompt: text (or video) to GIF / WebP / MP4 / PNG frames",
@@ -103,9 +116,17 @@ def add_parser(sub) -> None:
     g.add_argument("--noise", choices=NOISE_TYPES, default="default",
                    help="initial noise: independent per frame (default), FreeNoise (windows share shuffled noise), "
                         "repeated_context (the first window's noise repeated), constant (one noise for every frame)")
-    g.add_argument("--motion-scale", type=float, default=1.0, help="amount of motion (attention key scale, default 1)")
-    g.add_argument("--motion-strength", type=float, default=1.0,
-                   help="0 = the plain image model, 1 = the full motion module (default 1)")
+    g.add_argument("--motion-scale", type=_number_or_curve, default=1.0, metavar="X|CURVE",
+                   help='amount of motion (attention key scale, default 1); per frame: a curve "0:1.0, 15:1.3"')
+    g.add_argument("--motion-strength", type=_number_or_curve, default=1.0, metavar="X|CURVE",
+                   help='0 = the plain image model, 1 = the full motion module (default 1); per frame: a curve '
+                        '"0:1.0, 15:0.2" (frame:value, interpolated)')
+    g.add_argument("--motion-mask", metavar="FILE", help="where the motion acts: an image (white = full motion, black "
+                   "= the plain image model), or a video / folder of frames with one mask per frame")
+    g.add_argument("--motion-start", type=float, default=0.0, metavar="P",
+                   help="fraction of the sampling at which the motion starts acting (default 0)")
+    g.add_argument("--motion-end", type=float, default=1.0, metavar="P",
+                   help="fraction of the sampling at which it stops (default 1)")
 
     g = s.add_argument_group("FreeInit (steadier clips, N samplings' time)")
     g.add_argument("--free-init", type=int, default=1, metavar="N",
@@ -162,6 +183,13 @@ def run(args) -> None:
     for out in args.out:
         format_of(out)  # a bad suffix fails before minutes of sampling
     check(args.free_init, args.free_init_filter, 4, args.free_init_spatial, args.free_init_temporal)
+    from .control import MotionControl
+    mask = None
+    if args.motion_mask:
+        from .media import read_mask
+        mask = read_mask(args.motion_mask)
+    MotionControl(args.motion_strength, args.motion_scale, mask=mask, start=args.motion_start,
+                  end=args.motion_end).check_length(args.frames)  # refused before the models load
     if args.init_video and not Path(args.init_video).exists():
         raise ConfigError(f"--init-video {args.init_video} does not exist: pass a GIF, WebP, MP4 or a folder of frames")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -178,6 +206,7 @@ def run(args) -> None:
         guidance=args.guidance, width=width, height=height, seed=args.seed, scheduler=args.scheduler,
         context=_context(args, args.frames, motion_module), noise=args.noise, init_video=args.init_video,
         strength=args.strength, motion_scale=args.motion_scale, motion_strength=args.motion_strength,
+        motion_mask=mask, motion_start=args.motion_start, motion_end=args.motion_end,
         domain_adapter=args.domain_adapter[0] if args.domain_adapter else None,
         domain_adapter_scale=args.domain_adapter[1] if args.domain_adapter else 1.0,
         decode_chunk=args.decode_chunk, progress=not args.quiet, free_init=args.free_init,

@@ -1,14 +1,18 @@
-"""Per-call frame count, and the pieces every host adapter applies with it.
+"""Per-call frame count (and what else one UNet call tells its motion layers), and the pieces every host adapter
+applies with it.
 
 A patched host runs in the image layout `((b f), c, h, w)`; the temporal layers need `f`. It travels with the call:
-`frames_context(f)` holds it for the duration of one UNet call (a context variable, so concurrent calls in other
-threads or tasks do not see it), or a host passes it directly (ComfyUI: from `transformer_options`).
+`frames_context(f, ...)` holds a `Call` for the duration of one UNet call (a context variable, so concurrent calls
+in other threads or tasks do not see it), or a host passes the frame count directly (ComfyUI: from
+`transformer_options`). Besides `f`, a Call says which frames of the whole clip the call denoises (a context window)
+and at which timestep, for motion that varies per frame and over the sampling (`motion_core.control`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,21 +23,51 @@ from .errors import FrameCountError
 from .guards import too_many_frames
 from .module import VanillaTemporalModule
 
-_FRAMES: contextvars.ContextVar[int | None] = contextvars.ContextVar("motion_core_frames", default=None)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One UNet call, as its motion layers see it."""
+    frames: int  # frames per clip in this call's batch (a window's length when sampling in windows)
+    window: tuple[int, ...] | None = None  # the clip's frame indices this call denoises; None: 0 .. frames - 1
+    length: int | None = None  # frames of the whole clip; None: `frames`
+    timestep: float | None = None  # the model timestep (999 = pure noise, 0 = clean); None: unknown
+    motion: bool = True  # False: the motion is switched off for this call (v1's GroupNorms then run per frame)
+
+    @property
+    def clip_frames(self) -> int:
+        return self.frames if self.length is None else self.length
+
+    @property
+    def indices(self) -> list[int]:
+        return list(range(self.frames)) if self.window is None else list(self.window)
+
+
+_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("motion_core_call", default=None)
 
 
 @contextlib.contextmanager
-def frames_context(frames: int):
-    """Within this block, patched hosts treat their batch as `(b f)` with `f = frames`."""
-    token = _FRAMES.set(frames)
+def frames_context(frames: int, *, window=None, length: int | None = None, timestep: float | None = None,
+                   motion: bool = True):
+    """Within this block, patched hosts treat their batch as `(b f)` with `f = frames`; `window`, `length`,
+    `timestep` and `motion` as in `Call`."""
+    window = None if window is None else tuple(int(i) for i in window)
+    if window is not None and len(window) != frames:
+        raise FrameCountError(f"a window of {len(window)} frame indices for a call of {frames} frames")
+    token = _CALL.set(Call(frames, window, length, timestep, motion))
     try:
         yield
     finally:
-        _FRAMES.reset(token)
+        _CALL.reset(token)
+
+
+def current_call() -> Call | None:
+    return _CALL.get()
 
 
 def current_frames() -> int | None:
-    return _FRAMES.get()
+    call = _CALL.get()
+    return None if call is None else call.frames
 
 
 def check_frames(frames: int, pe_length: int) -> None:
@@ -42,24 +76,26 @@ def check_frames(frames: int, pe_length: int) -> None:
         raise FrameCountError(message)
 
 
-def apply_temporal(module: VanillaTemporalModule, x: torch.Tensor, frames: int, scale: float = 1.0,
-                   strength: float = 1.0) -> torch.Tensor:
+def apply_temporal(module: VanillaTemporalModule, x: torch.Tensor, frames: int, scale=1.0,
+                   strength=1.0) -> torch.Tensor:
     """x: ((b f), c, h, w) -> x plus `strength` times the module's residual (strength 1 = the original module;
-    strength 0 = the image model alone, each frame on its own, without computing the residual)."""
-    if strength == 0:
+    strength 0 = the image model alone, each frame on its own, without computing the residual). `strength` may be a
+    tensor broadcasting to ((b f), 1, h, w) (per frame, per pixel); `scale` a (f,) tensor (per frame)."""
+    if not isinstance(strength, torch.Tensor) and strength == 0:
         return x
     if x.shape[0] % frames:
         raise FrameCountError(f"a batch of {x.shape[0]} images is not a whole number of {frames}-frame clips")
     delta = module.residual(x, frames, scale)
-    return x + delta if strength == 1.0 else x + strength * delta
+    return x + delta if not isinstance(strength, torch.Tensor) and strength == 1.0 else x + strength * delta
 
 
 def cross_frame_group_norm(norm: nn.GroupNorm):
     """A forward for one GroupNorm instance: statistics across frames while a frame count is in context (v1)."""
     def forward(x: torch.Tensor) -> torch.Tensor:
-        frames = _FRAMES.get()
-        if frames is None:
+        call = _CALL.get()
+        if call is None or not call.motion:
             return type(norm).forward(norm, x)
+        frames = call.frames
         weight = None if norm.weight is None else norm.weight.to(x)  # hosts may store weights in another dtype
         bias = None if norm.bias is None else norm.bias.to(x)
         y = F.group_norm(rearrange(x, "(b f) c h w -> b c f h w", f=frames), norm.num_groups, weight, bias, norm.eps)

@@ -158,7 +158,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_frames(path: str | os.PathLike) -> np.ndarray:
-    """(f, h, w, 3) uint8 frames of a GIF / WebP / MP4 (or any video PyAV reads) or a folder of images."""
+    """(f, h, w, 3) uint8 frames of a GIF / WebP / MP4 (or any video PyAV reads), a folder of images, or one image
+    (PNG / JPEG / BMP: one frame)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"no such video: {path}")
@@ -168,6 +169,10 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
         if not files:
             raise ConfigError(f"{path} holds no .png / .jpg / .webp frames")
         return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):  # one still image: a one-frame clip
+        from PIL import Image
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))[None]
     if path.suffix.lower() in (".gif", ".webp"):
         from PIL import Image, ImageSequence
         with Image.open(path) as image:
@@ -184,6 +189,13 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
     if not frames:
         raise ConfigError(f"{path} holds no video frames")
     return np.stack(frames)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """(f, h, w) float32 in [0, 1]: an image, a folder of images or a video as a mask (its brightness; white = 1)."""
+    if not Path(path).exists():
+        raise ConfigError(f"no such mask file: {path} (an image, a video or a folder of frames; white = motion)")
+    return read_frames(path).astype(np.float32).mean(axis=-1) / 255.0
 
 
 def fit_frames(frames, width: int, height: int):

@@ -57,14 +57,16 @@ class VersatileAttention(nn.Module):
         self.to_out = nn.ModuleList([nn.Linear(dim, dim)])  # key `to_out.0` (the original's dropout has no weights)
         self.pos_encoder = PositionalEncoding(dim, pe_length)
 
-    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale=1.0) -> torch.Tensor:
         # x: (n, f, c) with n = b*h*w sequences of f frames
         frames, pe = x.shape[1], self.pos_encoder.pe
         if frames > pe.shape[1]:
             raise FrameCountError(too_many_frames(frames, pe.shape[1]))
         x = x + pe[:, :frames].to(x.dtype)
         q, k, v = (rearrange(t, "n f (h d) -> n h f d", h=self.heads) for t in (self.to_q(x), self.to_k(x), self.to_v(x)))
-        if scale != 1.0:
+        if isinstance(scale, torch.Tensor):  # per frame: (f,), each frame's keys by its own scale
+            k = k * scale.to(k).view(1, 1, frames, 1)
+        elif scale != 1.0:
             k = k * scale  # motion scale: sharper (>1) or flatter (<1) attention over frames
         chunk = max(1, MAX_ATTENTION_BATCH // self.heads)
         out = torch.cat([F.scaled_dot_product_attention(q[i:i + chunk], k[i:i + chunk], v[i:i + chunk])
@@ -104,7 +106,7 @@ class TemporalTransformerBlock(nn.Module):
         self.ff = FeedForward(dim, config.ff_mult)
         self.ff_norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         for attention, norm in zip(self.attention_blocks, self.norms):
             x = x + attention(norm(x), scale)
         return x + self.ff(self.ff_norm(x))
@@ -122,7 +124,7 @@ class TemporalTransformer3DModel(nn.Module):
         nn.init.zeros_(self.proj_out.weight)  # zero-initialised: a new module leaves the host's output unchanged
         nn.init.zeros_(self.proj_out.bias)
 
-    def residual(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
+    def residual(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         """What the module adds to a host's `((b f), c, h, w)` feature map (the layout UNets run in)."""
         h, w = x.shape[-2:]
         if self.cross_frame_norm:  # SDXL beta: statistics over (channel group, f, h, w)
@@ -136,7 +138,7 @@ class TemporalTransformer3DModel(nn.Module):
         tokens = self.proj_out(tokens)
         return rearrange(tokens, "(b h w) f c -> (b f) c h w", h=h, w=w)
 
-    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         frames = x.shape[2]  # x: (b, c, f, h, w), the original calling convention
         flat = rearrange(x, "b c f h w -> (b f) c h w")
         return x + rearrange(self.residual(flat, frames, scale), "(b f) c h w -> b c f h w", f=frames)
@@ -149,10 +151,10 @@ class VanillaTemporalModule(nn.Module):
         super().__init__()
         self.temporal_transformer = TemporalTransformer3DModel(dim, config)
 
-    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         return self.temporal_transformer(x, scale)
 
-    def residual(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
+    def residual(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         return self.temporal_transformer.residual(x, frames, scale)
 
 

@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from .config import module_paths
+from .control import MotionControl
 from .errors import ConfigError
 from .frames import check_frames, cross_frame_group_norm, frames_context
 from .guards import family_mismatch
@@ -39,15 +40,16 @@ def check_compatible(unet: nn.Module, motion_module: MotionModule):
 class Patch:
     """Everything one motion module attaches to one host UNet, and its undo."""
 
-    def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0):
-        if not 0.0 <= strength <= 1.0:
-            raise ConfigError(f"strength={strength} must lie in [0, 1] (0 = the plain image model, 1 = full motion)")
+    def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale=1.0, strength=1.0, mask=None,
+                 start: float = 0.0, end: float = 1.0, control: MotionControl | None = None):
+        """scale, strength, mask, start, end: as `motion_core.control.MotionControl` (or pass `control`)."""
+        self.control = control or MotionControl(strength, scale, mask=mask, start=start, end=end)
         if unet in _OWNER:
             raise ConfigError("this UNet already has a motion module injected: eject it first")
-        self.unet, self.motion_module, self.scale, self.strength = unet, motion_module, scale, strength
+        self.unet, self.motion_module = unet, motion_module
         self.host = check_compatible(unet, motion_module)
         self._undo: list = []
-        if strength > 0:  # strength 0: the plain image model, v1's cross-frame norms included
+        if not self.control.off:  # strength 0: the plain image model, v1's cross-frame norms included
             self._attach()
         _OWNER[unet] = self
         self.active = True
@@ -60,7 +62,7 @@ class Patch:
                 raise ConfigError(f"{path} has {width} channels but the UNet layer it follows has "
                                   f"{self.host.channels(point)}: the motion module is for another UNet")
         for path, point in points.items():
-            self._undo.append(self.host.attach(point, self.motion_module.get_submodule(path), self.scale, self.strength))
+            self._undo.append(self.host.attach(point, self.motion_module.get_submodule(path), self.control))
         if self.motion_module.config.host_cross_frame_norm:
             for norm in self.host.cross_frame_norms(self.unet):
                 norm.forward = cross_frame_group_norm(norm)  # an instance attribute: this model only
@@ -97,21 +99,26 @@ class MotionUNet(nn.Module):
     It holds the host itself, not a copy (an 860M-parameter UNet is not duplicated): `.to()`, `.half()` or
     `.train()` on it act on the host too, and stay after `eject()`, which removes only what inject attached."""
 
-    def __init__(self, unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0):
+    def __init__(self, unet: nn.Module, motion_module: MotionModule, *, control: MotionControl):
         super().__init__()
         self.unet, self.motion_module = unet, motion_module
-        self.patch = Patch(unet, motion_module, scale=scale, strength=strength)
+        self.patch = Patch(unet, motion_module, control=control)
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
-                added_cond_kwargs: dict | None = None, **kwargs) -> torch.Tensor:
-        """encoder_hidden_states: (b, n, d), the same text for every frame, or (b, f, n, d), per frame."""
+                added_cond_kwargs: dict | None = None, *, window: list[int] | None = None, length: int | None = None,
+                **kwargs) -> torch.Tensor:
+        """encoder_hidden_states: (b, n, d), the same text for every frame, or (b, f, n, d), per frame.
+        window, length: when `sample` holds frames `window` of a `length`-frame clip (context windows), so per-frame
+        strength, scale and masks take those frames' values."""
         if not self.patch.active:
             raise ConfigError("this MotionUNet was ejected: inject the motion module again to animate")
         if sample.ndim != 5:
             raise ConfigError(f"sample has shape {tuple(sample.shape)}; expected (batch, channels, frames, h, w)")
         b, _, f, _, _ = sample.shape
-        if self.patch.strength > 0:
+        control = self.patch.control
+        if not control.off:
             check_frames(f, self.motion_module.config.pe_length)
+            control.check_length(f if length is None else length)
         x = rearrange(sample, "b c f h w -> (b f) c h w")
         t = torch.as_tensor(timestep, device=sample.device)
         if t.ndim == 1 and t.shape[0] == b:
@@ -119,7 +126,8 @@ class MotionUNet(nn.Module):
         context = _per_frame(encoder_hidden_states, b, f, 4, "encoder_hidden_states")
         if added_cond_kwargs is not None:  # SDXL: text_embeds (b, 1280), time_ids (b, 6); or per frame (b, f, ...)
             kwargs["added_cond_kwargs"] = {k: _per_frame(v, b, f, 3, k) for k, v in added_cond_kwargs.items()}
-        with frames_context(f):
+        step = float(t.flatten()[0]) if t.numel() else None
+        with frames_context(f, window=window, length=length, timestep=step, motion=control.active(step)):
             out = self.unet(x, t, context, return_dict=False, **kwargs)[0]
         return rearrange(out, "(b f) c h w -> b c f h w", f=f)
 
@@ -129,14 +137,18 @@ class MotionUNet(nn.Module):
         return self.unet
 
 
-def inject(unet: nn.Module, motion_module: MotionModule, *, scale: float = 1.0, strength: float = 1.0) -> MotionUNet:
+def inject(unet: nn.Module, motion_module: MotionModule, *, scale=1.0, strength=1.0, mask=None, start: float = 0.0,
+           end: float = 1.0) -> MotionUNet:
     """Insert `motion_module` into a diffusers `UNet2DConditionModel`; `eject()` takes it out again.
 
     scale: motion amount, multiplies the temporal attention's keys (1 = the original).
     strength: 0 = the plain image model, 1 = the full module; in between, each module adds that fraction of its
-    output. (ComfyUI models go through `Patch` and the node pack, not through MotionUNet.)
+    output. Both may vary per frame (a curve "0:1.0, 15:0.2", one value per frame, or a callable of the call).
+    mask: (h, w) or (frames, h, w) in [0, 1], where the motion acts; start / end: the fraction of the sampling in
+    which it acts (`motion_core.control.MotionControl`). (ComfyUI models go through `Patch` and the node pack.)
     """
     if host_adapter(unet).name != "diffusers":
         raise ConfigError(f"inject() takes a diffusers UNet2DConditionModel; for ComfyUI's {type(unet).__name__} "
                           "use motion_core.patch.Patch (the Inject into Model node does)")
-    return MotionUNet(unet, motion_module, scale=scale, strength=strength)
+    return MotionUNet(unet, motion_module,
+                      control=MotionControl(strength, scale, mask=mask, start=start, end=end))

@@ -25,10 +25,11 @@ from tqdm.auto import tqdm
 
 from . import freeinit
 from .context import ContextOptions, freenoise, sample_windows, starting_noise, windows
+from .control import MotionControl
 from .errors import ConfigError
 from .frames import check_frames
 from .module import MotionModule
-from .patch import inject
+from .patch import MotionUNet
 from .prompts import interpolate, parse_schedule
 from .schedule import make_scheduler
 
@@ -134,8 +135,9 @@ def _domain_adapter(unet, adapter, scale: float):
 def generate(base, motion_module: MotionModule, prompt: str | list[str], *, negative_prompt: str = "",
              frames: int = 16, steps: int = 25, guidance: float = 7.5, width: int = 512, height: int = 512,
              seed: int = 42, scheduler: str | None = None, context: ContextOptions | None | str = "auto",
-             noise: str = "default", init_video=None, strength: float = 0.6, motion_scale: float = 1.0,
-             motion_strength: float = 1.0, domain_adapter=None, domain_adapter_scale: float = 1.0,
+             noise: str = "default", init_video=None, strength: float = 0.6, motion_scale=1.0,
+             motion_strength=1.0, motion_mask=None, motion_start: float = 0.0, motion_end: float = 1.0,
+             domain_adapter=None, domain_adapter_scale: float = 1.0,
              decode_chunk: int = 8, progress: bool = True, latents: torch.Tensor | None = None,
              callback: Callable[[dict], None] | None = None, free_init: int = 1,
              free_init_filter: str = "butterworth", free_init_order: int = 4, free_init_spatial: float = 0.25,
@@ -151,6 +153,9 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
       fraction of the schedule run (1 = ignore the video's content).
     latents: the initial noise (1, 4, frames, height/8, width/8) (no VAE: (1, 3, frames, height, width)) instead of
       drawing it from `seed`.
+    motion_scale, motion_strength: a number, or per frame (a curve "0:1.0, 15:0.2", one value per frame, or a
+      callable of the call); motion_mask: (h, w) or (frames, h, w) in [0, 1], where the motion acts; motion_start /
+      motion_end: the fraction of the sampling in which the module acts (`motion_core.control.MotionControl`).
     callback: called after every step with {"i", "t", "x" (latents), "steps"} (k-diffusion style).
     free_init: FreeInit iterations (`motion_core.freeinit`; 1 = off): sample, re-noise the result, keep its low
       frequencies (filter gaussian / butterworth of `free_init_order` / ideal / box, stop frequencies
@@ -162,6 +167,8 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
     if free_init > 1 and init_video is not None:
         raise ConfigError("FreeInit re-noises a text-to-video result to the first step; it does not apply to "
                           "video-to-video (init_video): leave free_init at 1 there")
+    control = MotionControl(motion_strength, motion_scale, mask=motion_mask, start=motion_start, end=motion_end)
+    control.check_length(frames)
     if context == "auto":
         context = auto_context(frames, motion_module)
     window = context.length if context is not None else frames
@@ -199,7 +206,7 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
         latents = sched.add_noise(clean, latents, timesteps[:1])
 
     started = time.perf_counter()
-    model = inject(base.unet, motion_module, scale=motion_scale, strength=motion_strength)
+    model = MotionUNet(base.unet, motion_module, control=control)
     try:
         with _domain_adapter(base.unet, domain_adapter, domain_adapter_scale):
             mask = None if free_init == 1 else freeinit.low_pass_filter(
@@ -221,8 +228,8 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
                     frames=frames, steps=steps, guidance=guidance, width=width, height=height, seed=seed,
                     scheduler=scheduler or type(sched).__name__, noise=noise,
                     context=None if context is None else dataclasses.asdict(context),
-                    strength=strength if init_video is not None else None, motion_scale=motion_scale,
-                    motion_strength=motion_strength, model=getattr(base, "source", ""),
+                    strength=strength if init_video is not None else None,
+                    **{f"motion_{k}": v for k, v in control.describe().items()}, model=getattr(base, "source", ""),
                     free_init=None if free_init == 1 else dict(iterations=free_init, filter=free_init_filter,
                                                                order=free_init_order, spatial=free_init_spatial,
                                                                temporal=free_init_temporal, fast=free_init_fast),
@@ -239,7 +246,7 @@ def _denoise(model, sched, latents, timesteps, text: _Text, guidance, context, p
             x_in = torch.cat([x] * 2) if text.cfg else x
             x_in = sched.scale_model_input(x_in, t)
             cond, added = text.window(index)
-            eps = model(x_in, t, cond, added_cond_kwargs=added)
+            eps = model(x_in, t, cond, added_cond_kwargs=added, window=index, length=frames)
             if not text.cfg:
                 return eps
             uncond, positive = eps.chunk(2)

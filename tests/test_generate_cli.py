@@ -88,7 +88,9 @@ def test_free_init_and_constant_noise_write_their_settings(models, tmp_path):
     (["--context-overlap", "16", "--context-length", "16", "--frames", "40"], "overlap 16"),
     (["--init-video", "none.mp4"], "none.mp4"), (["--free-init", "0"], "free_init=0"),
     (["--free-init", "2", "--free-init-spatial", "0"], "spatial stop frequency 0.0"),
-    (["--noise", "pink"], "invalid choice: 'pink'")])
+    (["--noise", "pink"], "invalid choice: 'pink'"),
+    (["--motion-strength", "0:1, x"], "'x' is not frame:value"), (["--motion-strength", "0:1, 4:1.5"], "strength=1.5"),
+    (["--motion-start", "1.5"], "start=1.5 must lie in [0, 1]"), (["--motion-mask", "none.png"], "none.png")])
 def test_bad_arguments_exit_2_with_the_fix(models, tmp_path, args, message):
     base = {"--model": models / "base", "--motion-module": models / "mm.safetensors", "--prompt": "a cat",
             "--out": tmp_path / "x.gif", "--steps": "1", "--size": "64x64", "--frames": "8"}
@@ -113,3 +115,31 @@ def test_motion_lora_strength_is_applied(models, tmp_path):
     run(*common, "--out", tmp_path / "lora", "--motion-lora", f"{tmp_path / 'lora.safetensors'}:1.5")
     plain, zero, lora = (read_frames(tmp_path / n) for n in ("plain", "zero", "lora"))
     assert np.array_equal(plain, zero) and not np.array_equal(plain, lora)
+
+
+def test_motion_mask_curve_and_start(models, tmp_path):
+    from PIL import Image
+
+    from motion_core.media import read_frames, read_metadata
+    black, half = np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.uint8)
+    half[:, :32] = 255
+    Image.fromarray(black).save(tmp_path / "black.png")
+    Image.fromarray(half).save(tmp_path / "half.png")
+    (tmp_path / "three").mkdir()
+    for i in range(3):
+        Image.fromarray(half).save(tmp_path / "three" / f"{i}.png")
+    common = ["generate", "--model", models / "base", "--motion-module", models / "mm.safetensors", "--prompt",
+              "a cat", "--frames", 8, "--steps", 2, "--size", "64x64", "--quiet"]
+    run(*common, "--out", tmp_path / "still", "--motion-strength", 0)
+    run(*common, "--out", tmp_path / "full")
+    run(*common, "--out", tmp_path / "black", "--motion-mask", tmp_path / "black.png")
+    run(*common, "--out", tmp_path / "shaped.gif", "--motion-mask", tmp_path / "half.png", "--motion-strength",
+        "0:1, 7:0.2", "--motion-start", 0.3)
+    still, full, black_out, shaped = (read_frames(tmp_path / n) for n in ("still", "full", "black", "shaped.gif"))
+    assert np.array_equal(black_out, still)  # a black mask everywhere: the plain image model
+    assert not np.array_equal(shaped, still) and not np.array_equal(shaped, full)
+    settings = read_metadata(tmp_path / "shaped.gif")["motion_core"]
+    assert settings["motion_strength"] == "0:1, 7:0.2" and settings["motion_mask"] == [1, 64, 64]
+    assert settings["motion_start"] == 0.3 and settings["motion_scale"] == 1.0
+    p = run(*common, "--out", tmp_path / "x.gif", "--motion-mask", tmp_path / "three", check=False)
+    assert p.returncode == 2 and "the motion mask has 3 frames but the clip has 8" in p.stderr

@@ -12,7 +12,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
-from ..frames import apply_temporal, current_frames
+from ..control import apply_motion
+from ..frames import Call, current_call
 
 _MAIN_LAYERS = ("ResBlock", "SpatialTransformer")
 
@@ -36,19 +37,22 @@ def frames_per_clip(x, transformer_options: dict | None) -> int | None:
 class MotionLayer(nn.Module):
     """One motion module placed inside a ComfyUI TimestepEmbedSequential."""
 
-    def __init__(self, module, scale: float, strength: float):
+    def __init__(self, module, control):
         super().__init__()
-        self.module, self.scale, self.strength = module, scale, strength
+        self.module, self.control = module, control  # control: a motion_core.control.MotionControl
 
     def forward(self, x, transformer_options: dict | None = None):
-        frames = frames_per_clip(x, transformer_options) or current_frames()
+        call = current_call()
+        frames = frames_per_clip(x, transformer_options) or (call and call.frames)
         if frames is None:
             raise ConfigError("a motion layer ran without a frame count: register forward_timestep_embed_handler "
                               "for MotionLayer in transformer_options['patches'] (the Inject node does this)")
+        if call is None or call.frames != frames:
+            call = Call(frames)
         weight = self.module.temporal_transformer.proj_in.weight
         if x.dtype != weight.dtype or x.device != weight.device:  # e.g. an fp16 UNet with an fp32 module
-            return apply_temporal(self.module, x.to(weight), frames, self.scale, self.strength).to(x)
-        return apply_temporal(self.module, x, frames, self.scale, self.strength)
+            return apply_motion(self.module, x.to(weight), call, self.control).to(x)
+        return apply_motion(self.module, x, call, self.control)
 
 
 def forward_timestep_embed_handler(layer, x, emb, context, transformer_options, *args):
@@ -101,9 +105,9 @@ class ComfyHost:
         return getattr(layer, "out_channels", None) or getattr(layer, "in_channels", None)
 
     @staticmethod
-    def attach(point, module, scale: float, strength: float):
+    def attach(point, module, control):
         block, index = point
-        layer = MotionLayer(module, scale, strength)
+        layer = MotionLayer(module, control)
         block.insert(index, layer)
 
         def undo():

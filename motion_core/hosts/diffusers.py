@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..frames import apply_temporal, current_frames
+from ..control import apply_motion
+from ..frames import current_call
 
 
 class DiffusersHost:
@@ -39,18 +40,19 @@ class DiffusersHost:
         return getattr(layer, "out_channels", None)
 
     @staticmethod
-    def attach(layer: nn.Module, module, scale: float, strength: float):
-        """Run `module` on `layer`'s output during MotionUNet calls; returns the undo."""
+    def attach(layer: nn.Module, module, control):
+        """Run `module` on `layer`'s output during MotionUNet calls, as `control` (a MotionControl) says; returns
+        the undo."""
         def after(_, args, output):
-            frames = current_frames()
-            if frames is None:  # the host called outside a MotionUNet call: plain image model
+            call = current_call()
+            if call is None:  # the host called outside a MotionUNet call: plain image model
                 return output
             if isinstance(output, tuple):  # blocks called with return_dict=False
-                return (apply_temporal(module, output[0], frames, scale, strength),) + output[1:]
+                return (apply_motion(module, output[0], call, control),) + output[1:]
             if hasattr(output, "sample"):
-                output.sample = apply_temporal(module, output.sample, frames, scale, strength)
+                output.sample = apply_motion(module, output.sample, call, control)
                 return output
-            return apply_temporal(module, output, frames, scale, strength)
+            return apply_motion(module, output, call, control)
         return layer.register_forward_hook(after).remove
 
     @staticmethod
