@@ -3,7 +3,7 @@
 Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time."""
 
 from . import bridge, routes
-from .context import ContextOptionsNode
+from .context import ContextOptionsNode, FreeInitOptionsNode
 from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
 from .prompts import PromptTravel
 from .sample import SampleFrames
@@ -17,6 +17,7 @@ NODE_CLASS_MAPPINGS = {
     "MC_PromptTravel": PromptTravel,
     "MC_SampleFrames": SampleFrames,
     "MC_ContextOptions": ContextOptionsNode,
+    "MC_FreeInitOptions": FreeInitOptionsNode,
     "MC_SaveAnimation": SaveAnimation,
     "MC_TrainMotionModule": TrainMotionModule,
 }
@@ -27,6 +28,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_PromptTravel": "Prompt Travel",
     "MC_SampleFrames": "Sample Frames",
     "MC_ContextOptions": "Context Options",
+    "MC_FreeInitOptions": "FreeInit Options",
     "MC_SaveAnimation": "Save Animation",
     "MC_TrainMotionModule": "Train Motion Module",
 }

@@ -187,6 +187,43 @@ class ControlWindows:
                 setattr(c, attr, value)
 
 
+class SamplingRounds:
+    """Run one sampling more than once from an outer_sample wrapper (FreeInit), and say how its sampler starts.
+
+    `run(noise, sigmas)` calls the wrapper's executor again with the same latent, mask, callback and seed, putting
+    back the guider's conds first (its inner_sample processes them in place). `to_inner` maps a result into the
+    sampler's latent space (process_latent_in); `renoise(noise, clean)` is `clean` noised to `sigmas[0]` by the
+    forward process (noise_scaling without max_denoise); the sampler itself starts from `a * noise + b * latent`
+    (noise_scaling with KSAMPLER's max_denoise rule), with `latent` the sampling's latent in that space."""
+
+    def __init__(self, executor, noise, latent_image, sampler, sigmas, args: tuple, kwargs: dict):
+        import math
+
+        import torch
+        self.executor, self.latent_image, self.sampler, self.args, self.kwargs = executor, latent_image, sampler, \
+            args, kwargs
+        self.guider = executor.class_obj
+        self.conds = {k: [c.copy() for c in v] for k, v in self.guider.conds.items()}
+        patcher = self.guider.model_patcher
+        self.sampling = patcher.get_model_object("model_sampling")
+        self.to_inner = patcher.model.process_latent_in
+        self.sigma = sigmas[:1].detach().float().cpu()
+        top = float(self.sampling.sigma_max)
+        max_denoise = math.isclose(top, float(self.sigma), rel_tol=1e-05) or float(self.sigma) > top
+        one, zero = torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)
+        self.a = float(self.sampling.noise_scaling(self.sigma, one.clone(), zero.clone(), max_denoise))
+        self.b = float(self.sampling.noise_scaling(self.sigma, zero.clone(), one.clone(), max_denoise))
+        nonzero = latent_image is not None and torch.count_nonzero(latent_image) > 0
+        self.latent = self.to_inner(latent_image.float()) if nonzero else latent_image.float()  # as inner_sample
+
+    def renoise(self, noise, clean):
+        return self.sampling.noise_scaling(self.sigma.to(clean.device), noise.to(clean), clean, False)
+
+    def run(self, noise, sigmas):
+        self.guider.conds = {k: [c.copy() for c in v] for k, v in self.conds.items()}
+        return self.executor(noise, self.latent_image, self.sampler, sigmas, *self.args, **self.kwargs)
+
+
 def model_sampling_with_betas(model, beta_schedule: str, linear_end: float):
     """A model_sampling object like the model's own (same prediction type), over AnimateDiff's training betas:
     `sqrt_linear` = linspace(0.00085, linear_end) (SD1.5 modules), `linear` = its sqrt-spaced square (SDXL beta),

@@ -1,7 +1,7 @@
 """Context Options: context windows carried by the MODEL, so that every sampler node (KSampler, KSamplerAdvanced,
 SamplerCustomAdvanced, detailers, Sample Frames) samples clips longer than the motion module's window in windows.
 `with_context` puts three wrappers on a clone, under one key (Sample Frames uses the same function):
-  - outer_sample: one sampling's state (the hint cache) and its starting noise (FreeNoise);
+  - outer_sample: one sampling's state (the hint cache), its starting noise (FreeNoise, ...) and FreeInit's rounds;
   - prepare_sampling: ComfyUI's memory estimate counts one window, not the whole clip;
   - calc_cond_batch: each window is predicted with its own frames of every per-frame input (conditioning, area and
     mask conds, ControlNet / T2I-Adapter hints, ad_params for IPAdapter and Advanced-ControlNet), and the
@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 
 from ..motion_core.context import NOISE_TYPES
+from ..motion_core.freeinit import FILTERS
 from . import bridge
 from .inject import KEY as MOTION_KEY
-from .types import CATEGORY
+from .types import CATEGORY, FREE_INIT
 
 KEY = "motion_core.context"
 SCHEDULES = ("static", "uniform", "looped")
@@ -36,29 +37,70 @@ def current_step(sigmas, timestep) -> int:
     return int(matches[0].item()) if matches.numel() else 0
 
 
-def with_context(model, options, noise_type: str = "independent"):
+def free_init_rounds(rounds, noise, sigmas, settings: dict, seed: int, reset):
+    """FreeInit over a ComfyUI sampling (`rounds`: a bridge.SamplingRounds): sample; then N - 1 times re-noise the
+    result to the first sigma with the same starting noise, keep its low spatio-temporal frequencies, take the high
+    ones from fresh noise (seeded by `seed`) scaled as the sampler scales noise, and sample again from there. With
+    `fast`, round i runs every (N / (i + 1))-th sigma of the sampling (coarse to fine; diffusers' use_fast_sampling
+    re-spaces its scheduler instead). `reset()` runs before each round."""
+    import torch
+
+    from ..motion_core import freeinit
+    n = len(sigmas) - 1
+    count = settings["iterations"]
+
+    def schedule(i):
+        k = freeinit.iteration_steps(n, count, i, settings["fast"])
+        return sigmas if k == n else sigmas[torch.linspace(0, n, k + 1).round().long().unique().to(sigmas.device)]
+    out = rounds.run(noise, schedule(0))
+    if count == 1:
+        return out
+    frames_last = lambda x: x.movedim(0, -3)  # noqa: E731  (frames, c, h, w) -> (c, frames, h, w)
+    mask = freeinit.low_pass_filter(noise.shape[0], *noise.shape[-2:], settings["filter"], settings["order"],
+                                    settings["spatial"], settings["temporal"])
+    generator = torch.Generator().manual_seed(seed)
+    for i in range(1, count):
+        reset()
+        clean = rounds.to_inner(out.float())
+        fresh = torch.randn(noise.shape, generator=generator, dtype=torch.float32).to(clean.device)
+        start = freeinit.mix(frames_last(rounds.renoise(noise.float(), clean)), frames_last(rounds.a * fresh),
+                             mask.to(clean.device)).movedim(-3, 0)  # what the sampler starts from
+        latent = rounds.latent.to(clean.device)
+        out = rounds.run(((start - rounds.b * latent) / rounds.a).to(noise.dtype), schedule(i))
+    return out
+
+
+def with_context(model, options, noise_type: str = "independent", free_init: dict | None = None):
     """A clone of `model` that samples in the windows of `options` (motion_core.context.ContextOptions) from
-    `noise_type` starting noise (motion_core.context.starting_noise); options None: no windows (the whole clip at
-    once), the starting noise shaped over the whole clip."""
+    `noise_type` starting noise (motion_core.context.starting_noise), with FreeInit when `free_init` (the FreeInit
+    Options node's settings) asks for it; options None: no windows (the whole clip at once), the starting noise
+    shaped over the whole clip."""
     from ..motion_core.context import ContextOptions, sample_windows, starting_noise, windows
     if noise_type not in NOISE_TYPES:
         from ..motion_core import ConfigError
         raise ConfigError(f"noise_type {noise_type!r} is not one of {', '.join(NOISE_TYPES)}")
+    if free_init is not None:
+        from ..motion_core import freeinit
+        freeinit.check(free_init["iterations"], free_init["filter"], free_init["order"], free_init["spatial"],
+                       free_init["temporal"])
     m = model.clone()
     for kind in WRAPPERS:
         bridge.set_wrapper(m, kind, KEY, None)
-    if options is None and noise_type == "independent":
+    if options is None and noise_type == "independent" and free_init is None:
         return m
     hints = bridge.ControlWindows()
 
-    def outer_sample(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
-                     disable_pbar=False, seed=None):
+    def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         hints.reset()
+        seed = (args[3] if len(args) > 3 else kwargs.get("seed")) or 0  # after denoise_mask, callback, disable_pbar
         if noise_type != "independent":
             shaped = options or ContextOptions(length=noise.shape[0], overlap=0)
-            noise = starting_noise(noise, noise_type, shaped, seed or 0, dim=0)
+            noise = starting_noise(noise, noise_type, shaped, seed, dim=0)
         try:
-            return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+            if free_init is None:
+                return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+            rounds = bridge.SamplingRounds(executor, noise, latent_image, sampler, sigmas, args, kwargs)
+            return free_init_rounds(rounds, noise, sigmas, free_init, seed, hints.reset)
         finally:
             hints.reset()
 
@@ -99,6 +141,10 @@ def with_context(model, options, noise_type: str = "independent"):
     bridge.set_wrapper(m, "prepare_sampling", KEY, prepare_sampling)
     bridge.set_wrapper(m, "calc_cond_batch", KEY, calc_cond_batch)
     return m
+
+
+FREE_INIT_INPUT = (FREE_INIT, {"tooltip": "FreeInit Options: resample the clip N times from its own low frequencies "
+                                           "(steadier motion and colours, N samplings' time)."})
 
 
 def context_inputs(length_min: int) -> dict:
@@ -146,8 +192,46 @@ class ContextOptionsNode:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL", {"tooltip": "A model from Inject into Model (before or after it)."}),
-                             **context_inputs(1)}}
+                             **context_inputs(1)},
+                "optional": {"free_init": FREE_INIT_INPUT}}
 
-    def apply(self, model, context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type):
+    def apply(self, model, context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type,
+              free_init=None):
         options = context_options(model, context_length, context_overlap, context_schedule, closed_loop, fuse_method)
-        return (with_context(model, options, noise_type),)
+        return (with_context(model, options, noise_type, free_init),)
+
+
+class FreeInitOptionsNode:
+    DESCRIPTION = ("FreeInit (Wu et al. 2023) for Context Options or Sample Frames: sample the clip, noise the result "
+                   "back to the first step, keep its low spatio-temporal frequencies (3D FFT over frames, height and "
+                   "width), take the high ones from fresh noise, and sample again. Steadier, more coherent clips; "
+                   "N iterations cost N samplings (fewer with fast sampling).")
+    CATEGORY = f"{CATEGORY}/sampling"
+    RETURN_TYPES = (FREE_INIT,)
+    RETURN_NAMES = ("free_init",)
+    OUTPUT_TOOLTIPS = ("FreeInit settings: connect to Context Options or Sample Frames.",)
+    FUNCTION = "options"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "iterations": ("INT", {"default": 2, "min": 1, "max": 10, "tooltip":
+                                   "Samplings in all (1 = no FreeInit; 2-3 is usual). Each costs a full sampling."}),
+            "filter": (FILTERS, {"default": "butterworth", "tooltip":
+                                 "Low-pass filter of the kept frequencies: butterworth (smooth, the paper's default), "
+                                 "gaussian (softer), ideal (a sharp ball), box (a sharp box)."}),
+            "order": ("INT", {"default": 4, "min": 1, "max": 16, "tooltip": "butterworth: the filter's order (higher "
+                              "= sharper cut)."}),
+            "spatial_stop": ("FLOAT", {"default": 0.25, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
+                                       "Spatial stop frequency (normalised): higher keeps more of the last result."}),
+            "temporal_stop": ("FLOAT", {"default": 0.25, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
+                                        "Temporal stop frequency (normalised): higher keeps more of its motion."}),
+            "fast_sampling": ("BOOLEAN", {"default": False, "tooltip": "Coarse to fine: iteration i of N runs every "
+                                          "(N / i)-th step of the schedule, only the last runs them all."}),
+        }}
+
+    def options(self, iterations, filter, order, spatial_stop, temporal_stop, fast_sampling):
+        from ..motion_core import freeinit
+        freeinit.check(iterations, filter, order, spatial_stop, temporal_stop)
+        return ({"iterations": iterations, "filter": filter, "order": order, "spatial": spatial_stop,
+                 "temporal": temporal_stop, "fast": fast_sampling},)

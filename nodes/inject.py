@@ -2,7 +2,10 @@
   - set_injections: our layers go into the UNet when ComfyUI injects the model, and out again on eject;
   - set_additional_models: the motion module is loaded to the model's device by ComfyUI's memory management;
   - set_model_forward_timestep_embed_patch: ComfyUI calls our layers with transformer_options (frame count);
-  - a diffusion_model wrapper: holds the frame count for v1's cross-frame GroupNorms and publishes ad_params;
+  - a diffusion_model wrapper: holds the call (frame count, the window's frames, the timestep) for the motion layers
+    and v1's cross-frame GroupNorms, and publishes ad_params;
+  - an outer_sample wrapper: a motion mask or per-frame values made for another frame count are refused before
+    the first step;
   - add_object_patch("model_sampling"): the beta schedule the module was trained with."""
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from . import bridge
 KEY = "motion_core"
 
 
-def injected_clone(model, motion_module, scale: float, strength: float, schedule):
+def injected_clone(model, motion_module, scale: float, strength: float, schedule, control=None):
+    """control: a motion_core.control.MotionControl (per-frame curves, a mask, start / end); None: `scale` and
+    `strength` for every frame, pixel and step."""
     from ..motion_core import ConfigError
+    from ..motion_core.control import MotionControl
     from ..motion_core.formats import with_loras
     from ..motion_core.frames import frames_context
     from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler, frames_per_clip
@@ -26,11 +32,12 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     dtype = model.model.manual_cast_dtype or model.model.get_dtype()  # the UNet's compute dtype
     if next(motion_module.parameters()).dtype != dtype:  # e.g. an fp16 file on a CPU (fp32) model: cast a sibling,
         motion_module = with_loras(motion_module, ()).to(dtype)  # the loaded module stays as it was
+    control = control or MotionControl(strength, scale)
     m = model.clone()
     state = {}
 
     def inject(patcher):
-        state["patch"] = Patch(patcher.model.diffusion_model, motion_module, scale=scale, strength=strength)
+        state["patch"] = Patch(patcher.model.diffusion_model, motion_module, control=control)
 
     def eject(patcher):
         patch = state.pop("patch", None)
@@ -40,18 +47,30 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     def diffusion_model(executor, x, *args, **kwargs):
         options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
         frames = frames_per_clip(x, options) or x.shape[0]
-        options.setdefault("ad_params", {"full_length": frames, "context_length": frames, "sub_idxs": None,
-                                         "video_length": frames})
-        if frames > config.pe_length and strength > 0:
+        params = options.setdefault("ad_params", {"full_length": frames, "context_length": frames, "sub_idxs": None,
+                                                  "video_length": frames})
+        if frames > config.pe_length and not control.off:
             raise ConfigError(f"this motion module holds {config.pe_length} frames; the batch has {frames}: use "
                               f"Sample Frames with a context length of at most {config.pe_length}")
-        with frames_context(frames):
+        window = params.get("sub_idxs")
+        if window is not None and len(window) != frames:
+            window = None  # another node's windows, not ours: the frames are taken as the clip's own
+        length = params.get("full_length") if window is not None else frames
+        timesteps = args[0] if args else kwargs.get("timesteps")
+        step = float(timesteps.flatten()[0]) if timesteps is not None and timesteps.numel() else None
+        with frames_context(frames, window=window, length=length, timestep=step, motion=control.active(step)):
             return executor(x, *args, **kwargs)
+
+    def outer_sample(executor, noise, *args, **kwargs):
+        if not control.off:
+            control.check_length(noise.shape[0])  # before the first step, naming both frame counts
+        return executor(noise, *args, **kwargs)
 
     m.set_injections(KEY, [bridge.patcher_injection(inject, eject)])
     m.set_additional_models(KEY, [bridge.module_patcher(motion_module, m)])
     m.set_model_forward_timestep_embed_patch((MotionLayer, forward_timestep_embed_handler))
     bridge.set_wrapper(m, "diffusion_model", KEY, diffusion_model)
+    bridge.set_wrapper(m, "outer_sample", KEY, outer_sample)
     if schedule != "keep":
         if schedule is None:
             schedule = module_schedule(config.version)

@@ -68,7 +68,9 @@ class ApplyMotionLoRA:
 
 class InjectMotionModule:
     DESCRIPTION = ("Put a motion module into a model (a clone: the input model is not changed). Sample the result "
-                   "with Sample Frames, or with KSampler on a batch of frames no longer than the module's window.")
+                   "with Sample Frames, or with KSampler on a batch of frames no longer than the module's window. "
+                   "Optional: a mask (motion in one region), per-frame strength / scale curves, and the part of the "
+                   "sampling in which the motion acts.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("The model with the motion module: its batch is a clip of frames.",)
@@ -87,8 +89,30 @@ class InjectMotionModule:
                               "Noise schedule: auto picks the one the module was trained with (sqrt_linear for "
                               "AnimateDiff SD1.5 and Lightning, linear to 0.020 for the SDXL beta, SDXL's own for "
                               "HotShot-XL, lcm for AnimateLCM)."}),
+        }, "optional": {
+            "motion_mask": ("MASK", {"tooltip": "Where the motion acts: white = full motion, black = the still image "
+                                     "model, grey blends. One mask for every frame or one per frame; resized to "
+                                     "each layer."}),
+            "strength_curve": ("STRING", {"default": "", "tooltip":
+                                          "Per-frame strength as frame:value keyframes, interpolated between and held "
+                                          "beyond, e.g. \"0:1.0, 15:0.2\"; multiplies strength. Empty = strength for "
+                                          "every frame. Follows context windows."}),
+            "scale_curve": ("STRING", {"default": "", "tooltip":
+                                       "Per-frame scale as frame:value keyframes, e.g. \"0:1.0, 15:1.3\"; "
+                                       "multiplies scale. Empty = scale for every frame."}),
+            "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip":
+                                        "The motion starts acting at this fraction of the sampling (0 = from the "
+                                        "first step); before it, the plain image model."}),
+            "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip":
+                                      "The motion stops acting at this fraction of the sampling (1 = to the end)."}),
         }}
 
-    def inject(self, model, motion_module, scale, strength, beta_schedule):
+    def inject(self, model, motion_module, scale, strength, beta_schedule, motion_mask=None, strength_curve="",
+               scale_curve="", start_percent=0.0, end_percent=1.0):
+        from ..motion_core.control import Curve, MotionControl
         from .inject import injected_clone
-        return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule]),)
+        control = MotionControl(
+            Curve.parse(strength_curve, "strength_curve").scaled(strength) if strength_curve.strip() else strength,
+            Curve.parse(scale_curve, "scale_curve").scaled(scale) if scale_curve.strip() else scale,
+            mask=motion_mask, start=start_percent, end=end_percent)
+        return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule], control),)

@@ -1,4 +1,5 @@
 """Custom type names: public API, prefixed, never renamed."""
 
 MOTION_MODULE = "MC_MOTION_MODULE"
+FREE_INIT = "MC_FREE_INIT"  # FreeInit Options' settings (a dict)
 CATEGORY = "motion_core"

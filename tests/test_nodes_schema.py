@@ -9,7 +9,7 @@ from pack_import import load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = {"MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOAT", "STRING", "BOOLEAN",
-         "MC_MOTION_MODULE"}
+         "MASK", "MC_MOTION_MODULE", "MC_FREE_INIT"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_every_node_has_a_help_page(pack):
 
 CORE_NODES = {"CheckpointLoaderSimple", "CLIPTextEncode", "VAEDecode", "VAEEncode", "KSampler", "EmptyLatentImage",
               "LoadImage", "SaveImage", "ImageScale", "Canny", "ControlNetLoader",
-              "ControlNetApplyAdvanced"}  # ComfyUI core nodes (present in every release since 2023)
+              "ControlNetApplyAdvanced", "SolidMask", "MaskComposite"}  # ComfyUI core nodes (present in every release since 2023)
 
 
 def test_every_workflow_uses_existing_nodes_and_its_ui_file_matches(pack):
