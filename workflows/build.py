@@ -25,8 +25,9 @@ def _base(prompt: str, module: str, frames: int) -> dict:
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["1", 1]}},
         "4": {"class_type": "MC_LoadMotionModule", "inputs": {"model_name": module}},
-        "5": {"class_type": "MC_InjectMotionModule", "inputs": {"model": ["1", 0], "motion_module": ["4", 0],
-                                                               "scale": 1.0, "strength": 1.0, "beta_schedule": "auto"}},
+        "5": {"class_type": "MC_InjectMotionModule", "inputs": {
+            "model": ["1", 0], "motion_module": ["4", 0], "scale": 1.0, "strength": 1.0, "beta_schedule": "auto",
+            "strength_curve": "", "scale_curve": "", "start_percent": 0.0, "end_percent": 1.0}},
         "6": {"class_type": "MC_SampleFrames", "inputs": {
             "model": ["5", 0], "positive": ["2", 0], "negative": ["3", 0], "frames": frames, "width": 512,
             "height": 512, "seed": 42, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal",
@@ -104,9 +105,34 @@ def controlnet_video_to_video() -> dict:
     return wf
 
 
+def masked_motion() -> dict:
+    """Motion in one region: a mask (white top half, built from core's mask nodes) on Inject into Model; the flag
+    at the top moves, the house below stays as the image model draws it."""
+    wf = _base("a red flag waving on a pole above an old stone house, windy day", "v3_sd15_mm.ckpt", 16)
+    wf["10"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 512, "height": 512}}
+    wf["11"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 512, "height": 256}}
+    wf["12"] = {"class_type": "MaskComposite", "inputs": {"destination": ["10", 0], "source": ["11", 0], "x": 0,
+                                                          "y": 256, "operation": "multiply"}}
+    wf["5"]["inputs"]["motion_mask"] = ["12", 0]
+    wf["8"]["inputs"].update(filename_prefix="motion_core/masked")
+    return wf
+
+
+def free_init() -> dict:
+    """FreeInit (2 iterations, butterworth) through Sample Frames: steadier clips at twice the sampling time."""
+    wf = _base("a sailing boat on a calm lake at dawn, mist over the water", "v3_sd15_mm.ckpt", 16)
+    wf["10"] = {"class_type": "MC_FreeInitOptions", "inputs": {
+        "iterations": 2, "filter": "butterworth", "order": 4, "spatial_stop": 0.25, "temporal_stop": 0.25,
+        "fast_sampling": False}}
+    wf["6"]["inputs"]["free_init"] = ["10", 0]
+    wf["8"]["inputs"].update(filename_prefix="motion_core/free_init")
+    return wf
+
+
 WORKFLOWS = {"text_to_animation": text_to_animation, "long_animation": long_animation,
              "prompt_travel": prompt_travel, "motion_lora": motion_lora, "video_to_video": video_to_video,
-             "controlnet_video_to_video": controlnet_video_to_video}
+             "controlnet_video_to_video": controlnet_video_to_video, "masked_motion": masked_motion,
+             "free_init": free_init}
 
 
 def to_ui(api: dict, info: dict) -> dict:

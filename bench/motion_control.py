@@ -1,10 +1,11 @@
-"""FreeInit's cost against plain sampling, measured in one run (issue 19's bench, FreeInit part).
+"""The cost of shaping the motion against plain sampling, measured in one run (issue 19's bench).
 
 `generate` on the demo's neon model + its motion module (real trained weights, 8 frames, 32x32 px, DDIM 10 steps,
-CFG on), medians of --repeats runs after a warm-up: seconds with free_init 1 (plain), 2 and 3, and 3 with
---free-init-fast; printed as ratios to plain and per iteration (FreeInit re-runs the whole sampling, so about N x
-plus the FFT re-noising, which is small at these sizes).
-    python bench/freeinit.py [--repeats 5]
+CFG on), medians of --repeats runs after a warm-up, interleaved: plain; a per-pixel motion mask (one per frame, a soft
+edge, resized to every block); a per-frame strength curve; start 0.5 (the module skipped for half the steps);
+FreeInit with 2 and 3 iterations, and 3 with --free-init-fast. Printed as seconds and ratios to plain (FreeInit also
+per iteration: it re-runs the whole sampling).
+    python bench/motion_control.py [--repeats 5]
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def main() -> None:
     case = cases()[0]
     run = dict(frames=8, steps=10, guidance=4.0, width=32, height=32, seed=case.seed, scheduler="ddim",
                noise="constant", context=None, progress=False)
-    settings = {"plain": dict(free_init=1), "free_init 2": dict(free_init=2), "free_init 3": dict(free_init=3),
-                "free_init 3 fast": dict(free_init=3, free_init_fast=True)}
+    mask = torch.linspace(0, 1, 32).expand(8, 32, 32).contiguous()  # a horizontal ramp per frame: no 0/1 shortcut
+    settings = {"plain": {}, "mask per pixel": dict(motion_mask=mask), "strength curve": dict(motion_strength="0:1, 7:0.3"),
+                "start 0.5": dict(motion_start=0.5), "free_init 2": dict(free_init=2),
+                "free_init 3": dict(free_init=3), "free_init 3 fast": dict(free_init=3, free_init_fast=True)}
     generate(models["neon"], motion["base"], case.prompt, **run)  # warm-up
     seconds = {name: [] for name in settings}
     for _ in range(args.repeats):
@@ -43,13 +46,13 @@ def main() -> None:
             generate(models["neon"], motion["base"], case.prompt, **run, **extra)
             seconds[name].append(time.perf_counter() - started)
     plain = statistics.median(seconds["plain"])
-    print(f"FreeInit on the demo's neon model + module, 8 frames 32x32, DDIM 10 steps, CFG, {args.repeats} repeats "
-          f"(medians)")
+    print(f"motion control on the demo's neon model + module, 8 frames 32x32, DDIM 10 steps, CFG, {args.repeats} "
+          f"repeats (medians; baseline: plain, same run)")
     for name, values in seconds.items():
         median = statistics.median(values)
-        iterations = settings[name]["free_init"]
-        print(f"  {name:18s} {median:6.3f} s   x{median / plain:.2f} of plain   x{median / plain / iterations:.2f} "
-              f"per iteration")
+        iterations = settings[name].get("free_init", 1)
+        per = f"   x{median / plain / iterations:.2f} per iteration" if iterations > 1 else ""
+        print(f"  {name:18s} {median:6.3f} s   x{median / plain:.2f} of plain{per}")
 
 
 if __name__ == "__main__":
