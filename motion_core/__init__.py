@@ -5,7 +5,8 @@ Plain torch + einops + safetensors; it never imports ComfyUI.
 
 from .config import MotionModuleConfig, infer_config, module_paths
 from .errors import (CheckpointNotFoundError, ConfigError, CorruptCheckpointError, FrameCountError, LoRAMismatchError,
-                     MotionCoreError, NotAMotionModuleError, UnknownLayoutError, UnsafeCheckpointError)
+                     MotionCoreError, NotAMotionModuleError, UnknownLayoutError, UnsafeCheckpointError,
+                     UnsupportedMethodError)
 from .formats import (MotionLoRA, convert_file, describe, load_motion_lora, load_motion_module, merge_motion_lora,
                       save_motion_module)
 from .module import MotionModule, VanillaTemporalModule, sinusoidal_pe
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointNotFoundError", "ConfigError", "CorruptCheckpointError", "FrameCountError", "LoRAMismatchError",
     "MotionCoreError", "MotionLoRA", "MotionModule", "MotionModuleConfig", "MotionUNet", "NotAMotionModuleError", "Patch",
-    "UnknownLayoutError", "UnsafeCheckpointError", "VanillaTemporalModule", "convert_file", "describe",
+    "UnknownLayoutError", "UnsafeCheckpointError", "UnsupportedMethodError", "VanillaTemporalModule", "convert_file", "describe",
     "infer_config", "inject", "load_motion_lora", "load_motion_module", "merge_motion_lora", "module_paths",
     "save_motion_module", "sinusoidal_pe",
 ]

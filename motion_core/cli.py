@@ -23,6 +23,9 @@ def _print_description(d: dict, as_json: bool) -> None:
             ("version", d["version"]), ("params", f"{d['params']:,}"), ("dtype", d["dtype"])]
     if d["format"] == "motion-lora":
         rows += [("lora rank", d["lora_rank"]), ("layers", d["layers"]), ("mid block", d["mid_block"])]
+    elif d["format"] == "sparsectrl":
+        rows += [("kind", f"{d['kind']} keyframes"), ("pe length", f"{d['pe_length']} frames"),
+                 ("modules", f"{d['modules']} (down blocks only)")]
     else:
         rows += [("channels", ", ".join(map(str, d["channels"]))), ("heads", d["heads"]),
                  ("pe length", f"{d['pe_length']} frames"), ("mid block", d["mid_block"]),

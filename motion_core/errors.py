@@ -21,6 +21,10 @@ class NotAMotionModuleError(MotionCoreError):
     """The file is a valid checkpoint of another kind: an image model, an image LoRA, a MotionLoRA, ..."""
 
 
+class UnsupportedMethodError(MotionCoreError):
+    """A checkpoint of a related method (PIA, AnimateLCM-I2V, CameraCtrl) that is recognised but not run here."""
+
+
 class UnknownLayoutError(MotionCoreError):
     """The keys match no known motion-module layout."""
 

@@ -41,6 +41,9 @@ def describe_other(keys: list[str]) -> str | None:
                 "add this file as a LoRA (load_motion_module(path, loras=[(lora, 1.0)]))")
     if _any(keys, is_lora_key):
         return "a LoRA for the image model (no motion-module weights): load it with the image model's LoRA loader"
+    if _any(keys, lambda k: k.startswith(("controlnet_cond_embedding.", "controlnet_down_blocks."))):
+        return ("a SparseCtrl ControlNet (v3_sd15_sparsectrl_rgb / _scribble), not a motion module: load it with "
+                "Load SparseCtrl (motion_core.sparsectrl.load_sparsectrl)")
     if _any(keys, is_motion_key):
         return None
     if _any(keys, lambda k: k.startswith("conditioner.embedders.")):
@@ -53,6 +56,23 @@ def describe_other(keys: list[str]) -> str | None:
         return "a VAE, not a motion module"
     if _any(keys, lambda k: k.startswith(("text_model.", "transformer.text_model."))):
         return "a text encoder, not a motion module"
+    return None
+
+
+def related_method(state_dict: Mapping) -> str | None:
+    """The name and shape of a related method's checkpoint that holds motion modules beside inputs a plain
+    text-to-video module lacks (loading only its motion modules would run it as something it is not); else None."""
+    keys = list(state_dict)
+    if _any(keys, lambda k: "img_encoder." in k or "image_encoder." in k):
+        return "AnimateLCM-I2V (an image encoder beside the motion modules, for image-to-video)"
+    if _any(keys, lambda k: "pose_encoder" in k or "qkv_merge" in k or "cc_projection" in k):
+        return "CameraCtrl (a camera-pose encoder and pose-conditioned temporal attention)"
+    conv_in = next((v for k, v in state_dict.items() if k == "conv_in.weight" or k.endswith(".conv_in.weight")
+                    and not k.startswith(("first_stage_model.", "encoder.", "decoder."))), None)
+    shape = tuple(getattr(conv_in, "shape", ()))
+    if len(shape) == 4 and shape[1] > 4 and _any(keys, is_motion_key):
+        return (f"PIA (Personalized Image Animator: its UNet input takes {shape[1]} channels, the latent plus an image "
+                "condition and its mask)")
     return None
 
 

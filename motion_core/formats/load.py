@@ -13,10 +13,12 @@ import torch
 from safetensors.torch import save_file
 
 from ..config import MODULE_KEY, MotionModuleConfig, infer_config, module_paths
-from ..errors import ConfigError, CorruptCheckpointError, NotAMotionModuleError, UnknownLayoutError
+from ..errors import (ConfigError, CorruptCheckpointError, NotAMotionModuleError, UnknownLayoutError,
+                      UnsupportedMethodError)
 from ..module import MotionModule, sinusoidal_pe
 from .files import RawCheckpoint, atomic_write, from_state_dict, read_checkpoint
-from .layouts import describe_other, detect_layout, from_original, is_motion_lora, strip_prefixes, to_original
+from .layouts import (describe_other, detect_layout, from_original, is_motion_lora, related_method, strip_prefixes,
+                      to_original)
 from .lora import load_motion_lora, merge_motion_lora, parse_motion_lora
 
 CONFIG_METADATA_KEY = "motion_core_config"
@@ -123,6 +125,10 @@ def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int |
     other = describe_other(list(raw.state_dict))
     if other:
         raise NotAMotionModuleError(f"{raw.path or 'the state dict'} is {other}")
+    method = related_method(raw.state_dict)
+    if method:
+        raise UnsupportedMethodError(f"{raw.path or 'the state dict'} is a {method} checkpoint: motion_core does not "
+                                     "support it (only its motion modules would load, and run as plain text-to-video)")
     sd, notes = strip_prefixes(raw.state_dict)
     layout = detect_layout(sd)
     sd = to_original(sd, layout)
@@ -230,6 +236,16 @@ def adapter_config(config: MotionModuleConfig) -> dict:
 def describe(source) -> dict[str, Any]:
     """What `inspect` prints: a motion module's or a MotionLoRA's facts, without merging anything."""
     raw = _read_raw(source)
+    from ..sparsectrl import infer_config as sparsectrl_config, is_sparsectrl
+    if is_sparsectrl(raw.state_dict):
+        c = sparsectrl_config(raw.state_dict)
+        return {"format": "sparsectrl", "kind": c.kind, "family": "sd15", "version": "v3", "pe_length": c.pe_length,
+                "mid_block": False, "params": sum(v.numel() for v in raw.state_dict.values()),
+                "dtype": _dtype_name(raw.state_dict.values()), "lora_rank": None,
+                "modules": len({k.split(".temporal_transformer.")[0] for k in raw.state_dict if ".motion_modules." in k}),
+                "container": raw.container, "path": raw.path,
+                "notes": [f"a SparseCtrl ControlNet ({c.kind} keyframes): load it with Load SparseCtrl or "
+                          "generate --sparse-ctrl, not as a motion module"]}
     if is_motion_lora(raw.state_dict):
         lora = parse_motion_lora(raw.state_dict, raw.path or "the state dict")
         sd15 = any(k.startswith("down_blocks.3.") for k in lora.pairs)

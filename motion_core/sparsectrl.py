@@ -1,0 +1,204 @@
+"""SparseCtrl (AnimateDiff v3, arXiv 2311.16933): a ControlNet with its own motion modules that steers a whole clip
+from a few keyframes: RGB images (as VAE latents) or scribbles.
+
+The model is the original SparseControlNetModel (guoyww/AnimateDiff, animatediff/models/sparse_controlnet.py):
+  - the image UNet's encoder: conv_in, the time embedding, the down blocks and the mid block (diffusers'
+    ControlNetModel holds the same layers under the same key names; the original runs them per frame);
+  - a condition embedding over the condition channels plus the keyframe mask: RGB files use the simplified one (a
+    single zero-initialised 3x3 conv over 4 latent channels + mask, `use_simplified_condition_embedding`), scribble
+    files the ControlNet one (3x3 convs, three of stride 2, over 3 pixel channels + mask);
+  - a zero 1x1 conv on each skip connection and on the mid block, scaled by `conditioning_scale`;
+  - a motion module (one temporal self-attention, 8 heads, 32-frame position encoding) after each resnet /
+    attention of the down blocks (none in the mid block).
+Both official files zero the noisy sample (`set_noisy_sample_input_to_zero`): the residuals depend only on the
+keyframes, their mask, the timestep and the text. The condition is zero and the mask 0 on frames without a keyframe,
+1 on keyframes, as the original pipeline builds them (`keyframe_condition`).
+
+`load_sparsectrl(source, unet)` builds it for a base diffusers UNet (its configuration, not its weights) and loads an
+official checkpoint (`v3_sd15_sparsectrl_rgb.ckpt`, `v3_sd15_sparsectrl_scribble.ckpt`); `SparseCtrl.forward` returns
+the residuals in the host's `((b f), c, h, w)` layout, to pass as `down_block_additional_residuals` /
+`mid_block_additional_residual`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .config import MotionModuleConfig
+from .control import MotionControl
+from .errors import ConfigError, NotAMotionModuleError, UnknownLayoutError
+from .frames import frames_context
+from .hosts.diffusers import DiffusersHost
+from .module import MotionBlock
+
+KINDS = ("rgb", "scribble")
+
+
+@dataclass(frozen=True)
+class SparseCtrlConfig:
+    kind: str  # "rgb" (VAE latents of keyframe images) or "scribble" (keyframe images in pixels)
+    condition_channels: int  # channels of a keyframe (4 latent channels, or 3 pixel channels), without the mask
+    embedding_channels: tuple[int, ...] = (16, 32, 96, 256)  # scribble's condition embedding (unused for rgb)
+    heads: int = 8  # the motion modules' attention heads (not stored in the files; 8 in both official ones)
+    pe_length: int = 32
+    zero_sample: bool = True  # set_noisy_sample_input_to_zero (both official files)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"SparseCtrl kind {self.kind!r} is not one of {', '.join(KINDS)}")
+
+    @property
+    def factor(self) -> int:
+        """Pixels per latent of the condition: 1 for rgb (latents), 8 for scribble (three stride-2 convs)."""
+        return 1 if self.kind == "rgb" else 2 ** (len(self.embedding_channels) - 1)
+
+
+def is_sparsectrl(keys) -> bool:
+    return any(k.startswith(("controlnet_cond_embedding.", "controlnet_down_blocks.")) for k in keys)
+
+
+def infer_config(state_dict: Mapping, heads: int = 8) -> SparseCtrlConfig:
+    """The kind and condition shapes of a SparseCtrl state dict (original key layout)."""
+    shape = lambda k: tuple(state_dict[k].shape)  # noqa: E731
+    if "controlnet_cond_embedding.weight" in state_dict:
+        return SparseCtrlConfig("rgb", shape("controlnet_cond_embedding.weight")[1] - 1, heads=heads)
+    if "controlnet_cond_embedding.conv_in.weight" in state_dict:
+        first = shape("controlnet_cond_embedding.conv_in.weight")
+        blocks = sorted({int(k.split(".")[2]) for k in state_dict if k.startswith("controlnet_cond_embedding.blocks.")})
+        widths = [first[0]] + [shape(f"controlnet_cond_embedding.blocks.{i}.weight")[0] for i in blocks if i % 2]
+        return SparseCtrlConfig("scribble", first[1] - 1, tuple(widths), heads=heads)
+    raise UnknownLayoutError("no SparseCtrl condition embedding (controlnet_cond_embedding.*) in the checkpoint: it "
+                             "is not a SparseCtrl file")
+
+
+class SparseMotion(nn.Module):
+    """The SparseCtrl's own motion modules, at `down_blocks.i.motion_modules.j` (the original keys)."""
+
+    def __init__(self, config: MotionModuleConfig):
+        super().__init__()
+        self.config = config
+        self.down_blocks = nn.ModuleList([MotionBlock(c, config.layers_per_block, config) for c in config.channels])
+
+
+class SparseCtrl(nn.Module):
+    """controlnet: a diffusers ControlNetModel (image layers, condition embedding, zero convs); motion: SparseMotion."""
+
+    def __init__(self, controlnet: nn.Module, motion: SparseMotion, config: SparseCtrlConfig):
+        super().__init__()
+        self.controlnet, self.motion, self.config = controlnet, motion, config
+        paths = [f"down_blocks.{i}.motion_modules.{j}" for i in range(len(motion.config.channels))
+                 for j in range(motion.config.layers_per_block)]
+        control = MotionControl()
+        for path, point in DiffusersHost.points(controlnet, paths).items():  # active inside frames_context only
+            DiffusersHost.attach(point, motion.get_submodule(path), control)
+
+    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, condition: torch.Tensor,
+                mask: torch.Tensor, scale: float = 1.0) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """sample (b, 4, f, h, w); encoder_hidden_states (b, n, d) or per frame (b, f, n, d); condition
+        (b, condition_channels, f, h * factor, w * factor) and mask (b, 1, f, ...), zero on frames without a
+        keyframe. Returns (down residuals, mid residual), each ((b f), c, h', w')."""
+        b, _, f = sample.shape[:3]
+        if condition.shape[1] != self.config.condition_channels or condition.shape[:3] != (b, condition.shape[1], f):
+            raise ConfigError(f"SparseCtrl condition has shape {tuple(condition.shape)}; expected (clips={b}, "
+                              f"{self.config.condition_channels}, frames={f}, height, width)")
+        x = rearrange(sample, "b c f h w -> (b f) c h w")
+        if self.config.zero_sample:
+            x = torch.zeros_like(x)
+        t = torch.as_tensor(timestep, device=x.device)
+        t = t.expand(b) if t.ndim == 0 else t
+        t = t.repeat_interleave(f) if t.shape[0] == b else t
+        text = encoder_hidden_states
+        text = rearrange(text, "b f n d -> (b f) n d") if text.ndim == 4 else text.repeat_interleave(f, dim=0)
+        cond = rearrange(torch.cat([condition, mask.to(condition)], dim=1), "b c f h w -> (b f) c h w")
+        with frames_context(f):
+            down, mid = self.controlnet(x, t, text, cond, conditioning_scale=scale, return_dict=False)
+        return list(down), mid
+
+
+def _motion_config(unet_config, heads: int, pe_length: int) -> MotionModuleConfig:
+    return MotionModuleConfig(family="sd15", version="v3", channels=tuple(unet_config.block_out_channels),
+                              layers_per_block=unet_config.layers_per_block, heads=heads, pe_length=pe_length,
+                              attention_blocks=1)
+
+
+def build_sparsectrl(unet, config: SparseCtrlConfig, *, load_weights_from_unet: bool = False) -> SparseCtrl:
+    """An empty SparseCtrl for the base diffusers `unet` (its configuration; with `load_weights_from_unet`, also its
+    image weights, as the original's from_unet)."""
+    import diffusers
+    channels = tuple(unet.config.block_out_channels)
+    controlnet = diffusers.ControlNetModel.from_unet(
+        unet, conditioning_embedding_out_channels=config.embedding_channels,
+        conditioning_channels=config.condition_channels + 1, load_weights_from_unet=load_weights_from_unet)
+    if config.kind == "rgb":  # the simplified condition embedding: one zero-initialised conv
+        controlnet.controlnet_cond_embedding = nn.Conv2d(config.condition_channels + 1, channels[0], 3, padding=1)
+        nn.init.zeros_(controlnet.controlnet_cond_embedding.weight)
+        nn.init.zeros_(controlnet.controlnet_cond_embedding.bias)
+    motion = SparseMotion(_motion_config(unet.config, config.heads, config.pe_length))
+    return SparseCtrl(controlnet.eval(), motion.eval(), config).to(next(unet.parameters()).dtype)
+
+
+def load_sparsectrl(source, unet, *, heads: int = 8) -> SparseCtrl:
+    """A SparseCtrl checkpoint (a file, read safely, or a state dict in the original key layout) for the base
+    diffusers `unet`; a clear error when it is not one or does not fit the base."""
+    from .formats.files import read_checkpoint
+    if isinstance(source, Mapping):
+        sd = {k: v for k, v in source.items() if isinstance(v, torch.Tensor)}
+    else:
+        raw = read_checkpoint(source)
+        sd, nested = dict(raw.state_dict), raw.extras.get("controlnet")
+        if not sd and isinstance(nested, Mapping):  # the original's training checkpoints: {"controlnet": {...}}
+            sd = {k: v for k, v in nested.items() if isinstance(v, torch.Tensor)}
+    if not is_sparsectrl(sd):
+        raise NotAMotionModuleError("this file is not a SparseCtrl ControlNet (no controlnet_cond_embedding.* / "
+                                    "controlnet_down_blocks.* keys): use v3_sd15_sparsectrl_rgb.ckpt or "
+                                    "v3_sd15_sparsectrl_scribble.ckpt")
+    config = infer_config(sd, heads)
+    levels = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("down_blocks.")), default=-1)
+    width = tuple(sd["conv_in.weight"].shape)[0] if "conv_in.weight" in sd else None
+    text = sd.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight")
+    text = None if text is None else tuple(text.shape)[1]
+    base = (len(unet.config.block_out_channels), unet.config.block_out_channels[0], unet.config.cross_attention_dim)
+    if (levels, width, text) != base:
+        family = "SDXL" if getattr(unet.config, "addition_embed_type", None) == "text_time" else "SD1.5"
+        raise ConfigError(f"this SparseCtrl does not fit the base model: it has {levels} levels, {width} channels at "
+                          f"conv_in and text width {text}; the {family} base UNet has {base[0]}, {base[1]} and "
+                          f"{base[2]}. SparseCtrl exists for SD1.5 models: use an SD1.5 base")
+    model = build_sparsectrl(unet, config)
+    motion = {k: v for k, v in sd.items() if ".motion_modules." in k and not k.endswith("pos_encoder.pe")}
+    image = {k: v for k, v in sd.items() if ".motion_modules." not in k}
+    dtype = next(model.parameters()).dtype
+    try:
+        model.controlnet.load_state_dict({k: v.to(dtype) for k, v in image.items()}, strict=True)
+        missing, unexpected = model.motion.load_state_dict({k: v.to(dtype) for k, v in motion.items()}, strict=False)
+    except RuntimeError as e:
+        raise UnknownLayoutError(f"the SparseCtrl checkpoint does not fit the model built for it: {str(e)[:600]}") \
+            from None
+    missing = [k for k in missing if not k.endswith("pos_encoder.pe")]  # recomputed: the original drops them too
+    if missing or unexpected:
+        raise UnknownLayoutError(f"the SparseCtrl motion modules do not match: missing {missing[:3]}, unexpected "
+                                 f"{unexpected[:3]}")
+    return model
+
+
+def keyframe_condition(keyframes: Mapping[int, torch.Tensor], frames, like: torch.Tensor, clips: int = 1
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(condition (clips, c, f, h, w), mask (clips, 1, f, h, w)) for the frames `frames` (indices into the clip):
+    a frame's keyframe where it has one, zeros and mask 0 elsewhere, as the original pipeline builds them."""
+    frames = list(frames)
+    first = next(iter(keyframes.values()))
+    cond = torch.zeros(clips, first.shape[0], len(frames), *first.shape[1:], dtype=like.dtype, device=like.device)
+    mask = torch.zeros(clips, 1, len(frames), *first.shape[1:], dtype=like.dtype, device=like.device)
+    for j, frame in enumerate(frames):
+        if frame in keyframes:
+            cond[:, :, j] = keyframes[frame].to(cond)
+            mask[:, :, j] = 1
+    return cond, mask
+
+
+__all__ = ["KINDS", "SparseCtrl", "SparseCtrlConfig", "build_sparsectrl", "infer_config", "is_sparsectrl",
+           "keyframe_condition", "load_sparsectrl"]
