@@ -43,6 +43,8 @@ examples:
   python -m motion_core generate --model v1-5-pruned-emaonly.safetensors --config sd15-configs \\
       --motion-module v3_sd15_mm.ckpt --domain-adapter v3_sd15_adapter.ckpt:0.8 \\
       --prompt "0: a cat sitting" --prompt "32: a cat running" --frames 64 --out long.mp4 --out long.gif
+  python -m motion_core generate ... --motion-module v3_sd15_mm.ckpt --sparse-ctrl v3_sd15_sparsectrl_rgb.ckpt \
+      --keyframe 0:first.png --keyframe -1:last.png --prompt "a sailboat on the ocean" --out between.mp4
 
 exit codes: 0 ok, 2 bad input (the message says the fix), 1 a bug (please report it)
 """
@@ -61,6 +63,36 @@ def _weighted(text: str) -> tuple[str, float]:
     if sep and path and re.fullmatch(r"-?\d+(\.\d*)?|-?\.\d+", value):
         return path, float(value)
     return text, 1.0
+
+
+def _keyframe(text: str) -> tuple[list[int], str]:
+    """FRAMES:FILE with FRAMES one index or several, comma-separated (split at the first colon: paths may hold more)."""
+    indices, sep, path = text.partition(":")
+    try:
+        frames = [int(i) for i in indices.split(",")]
+    except ValueError:
+        frames = None
+    if not sep or not path or frames is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FRAMES:FILE, e.g. 0:first.png or 0,15:keyframes.gif")
+    return frames, path
+
+
+def keyframes_from(specs) -> dict:
+    """{frame: image} from --keyframe values; a file must hold one image per index given with it."""
+    from .media import read_frames
+    keyframes = {}
+    for frames, path in specs:
+        if not Path(path).exists():
+            raise ConfigError(f"--keyframe {','.join(map(str, frames))}:{path}: no such file")
+        images = read_frames(path)
+        if len(images) != len(frames):
+            raise ConfigError(f"--keyframe {','.join(map(str, frames))}:{path}: the file holds {len(images)} images "
+                              f"but {len(frames)} frame indices were given: give one index per image")
+        for frame, image in zip(frames, images):
+            if frame in keyframes:
+                raise ConfigError(f"keyframe {frame} is given twice")
+            keyframes[frame] = image
+    return keyframes
 
 
 def _number_or_curve(text: str):
@@ -128,6 +160,14 @@ def add_parser(sub) -> None:
     g.add_argument("--motion-end", type=float, default=1.0, metavar="P",
                    help="fraction of the sampling at which it stops (default 1)")
 
+    g = s.add_argument_group("SparseCtrl (keyframes steer the clip; AnimateDiff v3)")
+    g.add_argument("--sparse-ctrl", metavar="FILE", help="a SparseCtrl file: v3_sd15_sparsectrl_rgb.ckpt (keyframe "
+                   "images) or v3_sd15_sparsectrl_scribble.ckpt (scribbles)")
+    g.add_argument("--keyframe", action="append", default=[], metavar="FRAMES:FILE", type=_keyframe,
+                   help="a keyframe: 0:first.png (frame 0), -1:last.png (the last frame), or 0,8,15:frames.gif (one "
+                        "index per image of a GIF / WebP / video / folder); repeatable")
+    g.add_argument("--sparse-strength", type=float, default=1.0, help="scale of SparseCtrl's residuals (default 1)")
+
     g = s.add_argument_group("FreeInit (steadier clips, N samplings' time)")
     g.add_argument("--free-init", type=int, default=1, metavar="N",
                    help="FreeInit iterations: sample, re-noise, keep the low spatio-temporal frequencies, sample "
@@ -190,6 +230,14 @@ def run(args) -> None:
         mask = read_mask(args.motion_mask)
     MotionControl(args.motion_strength, args.motion_scale, mask=mask, start=args.motion_start,
                   end=args.motion_end).check_length(args.frames)  # refused before the models load
+    keyframes = keyframes_from(args.keyframe)
+    if bool(args.sparse_ctrl) != bool(keyframes):
+        raise ConfigError("--sparse-ctrl and --keyframe go together: give the SparseCtrl file and at least one keyframe")
+    if keyframes:
+        from .sparsectrl import keyframe_indices
+        keyframe_indices(list(keyframes), args.frames)  # refused before the models load
+        if not Path(args.sparse_ctrl).exists():
+            raise ConfigError(f"--sparse-ctrl {args.sparse_ctrl} does not exist")
     if args.init_video and not Path(args.init_video).exists():
         raise ConfigError(f"--init-video {args.init_video} does not exist: pass a GIF, WebP, MP4 or a folder of frames")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -211,7 +259,8 @@ def run(args) -> None:
         domain_adapter_scale=args.domain_adapter[1] if args.domain_adapter else 1.0,
         decode_chunk=args.decode_chunk, progress=not args.quiet, free_init=args.free_init,
         free_init_filter=args.free_init_filter, free_init_spatial=args.free_init_spatial,
-        free_init_temporal=args.free_init_temporal, free_init_fast=args.free_init_fast)
+        free_init_temporal=args.free_init_temporal, free_init_fast=args.free_init_fast,
+        sparse_ctrl=args.sparse_ctrl, keyframes=keyframes or None, sparse_strength=args.sparse_strength)
     for out in args.out:
         written = animation.save(Path(out), fps=args.fps)
         print(f"wrote {written} ({args.frames} frames, {width}x{height}, {args.fps:g} fps)")

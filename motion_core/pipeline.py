@@ -141,7 +141,8 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
              decode_chunk: int = 8, progress: bool = True, latents: torch.Tensor | None = None,
              callback: Callable[[dict], None] | None = None, free_init: int = 1,
              free_init_filter: str = "butterworth", free_init_order: int = 4, free_init_spatial: float = 0.25,
-             free_init_temporal: float = 0.25, free_init_fast: bool = False) -> Animation:
+             free_init_temporal: float = 0.25, free_init_fast: bool = False, sparse_ctrl=None,
+             keyframes: dict | None = None, sparse_strength: float = 1.0) -> Animation:
     """Animate `prompt` with `base` (a `motion_core.base.BaseModel`) and `motion_module`.
 
     prompt: one prompt, or keyframes "0: a cat sitting\\n32: a cat running" (a string or a list of lines).
@@ -161,6 +162,10 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
       frequencies (filter gaussian / butterworth of `free_init_order` / ideal / box, stop frequencies
       `free_init_spatial` and `free_init_temporal`), take the high ones from fresh noise, sample again; with
       `free_init_fast`, early iterations take fewer steps (diffusers' use_fast_sampling). N iterations cost N samplings.
+    sparse_ctrl: a SparseCtrl (`motion_core.sparsectrl`; or its file, loaded for `base`) steering the clip from
+      `keyframes` {frame: image ((h, w, 3) or a path); negative frames count from the end}: RGB images for an RGB
+      SparseCtrl, scribbles for a scribble one; its residuals are scaled by `sparse_strength`. With context windows,
+      a window gets the keyframes it holds; a window without one runs without SparseCtrl.
     """
     _check(frames, steps, guidance, width, height, strength, noise, decode_chunk)
     freeinit.check(free_init, free_init_filter, free_init_order, free_init_spatial, free_init_temporal)
@@ -169,6 +174,17 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
                           "video-to-video (init_video): leave free_init at 1 there")
     control = MotionControl(motion_strength, motion_scale, mask=motion_mask, start=motion_start, end=motion_end)
     control.check_length(frames)
+    if sparse_ctrl is not None:
+        from .sparsectrl import SparseCtrl, keyframe_indices, load_sparsectrl
+        if not keyframes:
+            raise ConfigError("sparse_ctrl needs keyframes {frame: image}: give at least one")
+        keyframe_indices(list(keyframes), frames)  # refused before anything runs
+        if not isinstance(sparse_ctrl, SparseCtrl):
+            sparse_ctrl = load_sparsectrl(sparse_ctrl, base.unet)
+        if not 0 <= sparse_strength <= 10:
+            raise ConfigError(f"sparse_strength={sparse_strength} must lie in [0, 10] (1 = as trained)")
+    elif keyframes:
+        raise ConfigError("keyframes were given without sparse_ctrl: pass the SparseCtrl file or model too")
     if context == "auto":
         context = auto_context(frames, motion_module)
     window = context.length if context is not None else frames
@@ -205,6 +221,11 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
         clean = encode_video(base.vae, init_video, frames, width, height, decode_chunk)
         latents = sched.add_noise(clean, latents, timesteps[:1])
 
+    sparse = None
+    if sparse_ctrl is not None:
+        from .sparsectrl import prepare_keyframes
+        sparse_ctrl = sparse_ctrl.to(device, dtype)
+        sparse = (sparse_ctrl, prepare_keyframes(sparse_ctrl, base, keyframes, frames, width, height), sparse_strength)
     started = time.perf_counter()
     model = MotionUNet(base.unet, motion_module, control=control)
     try:
@@ -220,7 +241,8 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
                     sched.set_timesteps(freeinit.iteration_steps(steps, free_init, iteration, free_init_fast),
                                         device=device)
                     timesteps = sched.timesteps
-                latents = _denoise(model, sched, latents, timesteps, text, guidance, context, progress, callback)
+                latents = _denoise(model, sched, latents, timesteps, text, guidance, context, progress, callback,
+                                   sparse)
     finally:
         model.eject()
     images = decode(base.vae, latents, decode_chunk, progress)
@@ -234,11 +256,13 @@ def generate(base, motion_module: MotionModule, prompt: str | list[str], *, nega
                                                                order=free_init_order, spatial=free_init_spatial,
                                                                temporal=free_init_temporal, fast=free_init_fast),
                     motion_module=getattr(getattr(motion_module, "info", None), "path", None),
+                    sparse_ctrl=None if sparse is None else dict(kind=sparse[0].config.kind, keyframes=sorted(sparse[1]),
+                                                                 strength=sparse_strength),
                     seconds=round(time.perf_counter() - started, 2))
     return Animation(images, latents, settings)
 
 
-def _denoise(model, sched, latents, timesteps, text: _Text, guidance, context, progress, callback):
+def _denoise(model, sched, latents, timesteps, text: _Text, guidance, context, progress, callback, sparse=None):
     frames = latents.shape[2]
     bar = tqdm(timesteps, desc="sampling", unit="step", disable=not progress)
     for i, t in enumerate(bar):
@@ -246,7 +270,14 @@ def _denoise(model, sched, latents, timesteps, text: _Text, guidance, context, p
             x_in = torch.cat([x] * 2) if text.cfg else x
             x_in = sched.scale_model_input(x_in, t)
             cond, added = text.window(index)
-            eps = model(x_in, t, cond, added_cond_kwargs=added, window=index, length=frames)
+            extra = {}
+            if sparse is not None and any(i in sparse[1] for i in index):  # a window without keyframes: none
+                from .sparsectrl import keyframe_condition
+                ctrl, keys, strength = sparse
+                hint, mask = keyframe_condition(keys, index, x_in, clips=x_in.shape[0])
+                down, mid = ctrl(x_in, t, cond, hint, mask, strength)
+                extra = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+            eps = model(x_in, t, cond, added_cond_kwargs=added, window=index, length=frames, **extra)
             if not text.cfg:
                 return eps
             uncond, positive = eps.chunk(2)

@@ -142,14 +142,32 @@ def build_sparsectrl(unet, config: SparseCtrlConfig, *, load_weights_from_unet: 
     return SparseCtrl(controlnet.eval(), motion.eval(), config).to(next(unet.parameters()).dtype)
 
 
-def load_sparsectrl(source, unet, *, heads: int = 8) -> SparseCtrl:
+def original_state_dict(model: SparseCtrl) -> dict[str, torch.Tensor]:
+    """The model's tensors under the official files' keys (position encodings left out, as the original loads)."""
+    sd = {k: v for k, v in model.controlnet.state_dict().items()}
+    sd.update({k: v for k, v in model.motion.state_dict().items() if not k.endswith("pos_encoder.pe")})
+    return sd
+
+
+def save_sparsectrl(model: SparseCtrl, path) -> None:
+    """A safetensors file in the official key layout (the heads in its metadata), written atomically."""
+    from safetensors.torch import save_file
+
+    from .formats.files import atomic_write
+    tensors = {k: v.detach().contiguous() for k, v in original_state_dict(model).items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"heads": str(model.config.heads)}))
+
+
+def load_sparsectrl(source, unet, *, heads: int | None = None) -> SparseCtrl:
     """A SparseCtrl checkpoint (a file, read safely, or a state dict in the original key layout) for the base
-    diffusers `unet`; a clear error when it is not one or does not fit the base."""
+    diffusers `unet`; a clear error when it is not one or does not fit the base. heads: the motion modules'
+    attention heads (default: the file's metadata, else 8 as in both official files)."""
     from .formats.files import read_checkpoint
     if isinstance(source, Mapping):
         sd = {k: v for k, v in source.items() if isinstance(v, torch.Tensor)}
     else:
         raw = read_checkpoint(source)
+        heads = heads or int(raw.metadata.get("heads", 8))
         sd, nested = dict(raw.state_dict), raw.extras.get("controlnet")
         if not sd and isinstance(nested, Mapping):  # the original's training checkpoints: {"controlnet": {...}}
             sd = {k: v for k, v in nested.items() if isinstance(v, torch.Tensor)}
@@ -157,7 +175,7 @@ def load_sparsectrl(source, unet, *, heads: int = 8) -> SparseCtrl:
         raise NotAMotionModuleError("this file is not a SparseCtrl ControlNet (no controlnet_cond_embedding.* / "
                                     "controlnet_down_blocks.* keys): use v3_sd15_sparsectrl_rgb.ckpt or "
                                     "v3_sd15_sparsectrl_scribble.ckpt")
-    config = infer_config(sd, heads)
+    config = infer_config(sd, heads or 8)
     levels = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("down_blocks.")), default=-1)
     width = tuple(sd["conv_in.weight"].shape)[0] if "conv_in.weight" in sd else None
     text = sd.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight")
@@ -200,5 +218,50 @@ def keyframe_condition(keyframes: Mapping[int, torch.Tensor], frames, like: torc
     return cond, mask
 
 
+def keyframe_indices(indices, frames: int) -> list[int]:
+    """Keyframe indices checked against the clip (negative ones count from the end, as in the original's configs)."""
+    out = []
+    for i in indices:
+        j = int(i) + frames if int(i) < 0 else int(i)
+        if not 0 <= j < frames:
+            raise ConfigError(f"keyframe {i} is outside the clip of {frames} frames: keyframes count from 0 (or from "
+                              f"-1 = the last frame) and must be below {frames}")
+        if j in out:
+            raise ConfigError(f"keyframe {i} is given twice (frame {j})")
+        out.append(j)
+    return out
+
+
+def prepare_keyframes(model: SparseCtrl, base, keyframes: Mapping[int, object], frames: int, width: int, height: int
+                      ) -> dict[int, torch.Tensor]:
+    """{frame: condition (c, h, w)} for `model` from keyframe images ((h, w, 3) uint8 / float in [0, 1], or a path):
+    scaled to cover width x height and centre-cropped; RGB: VAE-encoded to latents (their mean, times the scaling
+    factor: deterministic, where the original draws a sample); scribble: the pixels in [0, 1]."""
+    from .media import fit_frames, read_frames
+    from .pipeline import encode_video
+    if not keyframes:
+        raise ConfigError("SparseCtrl needs at least one keyframe (frame: image)")
+    index = keyframe_indices(list(keyframes), frames)
+    images = []
+    for key in keyframes:
+        image = keyframes[key]
+        image = read_frames(image)[0] if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else image
+        image = torch.as_tensor(image)
+        if image.ndim != 3 or image.shape[-1] not in (3, 4):
+            raise ConfigError(f"keyframe {key} has shape {tuple(image.shape)}; expected (height, width, 3)")
+        images.append(image[..., :3])
+    param = next(model.parameters())
+    if model.config.kind == "rgb":
+        latents = encode_video(base.vae, torch.stack(images), len(images), width, height)[0]  # (4, n, h, w)
+        conds = latents.movedim(1, 0)
+    else:
+        conds = fit_frames(torch.stack(images), width, height)  # (n, 3, height, width)
+    if conds.shape[1] != model.config.condition_channels:
+        raise ConfigError(f"keyframes have {conds.shape[1]} channels but this SparseCtrl takes "
+                          f"{model.config.condition_channels}")
+    return {j: c.to(param.device, param.dtype) for j, c in zip(index, conds)}
+
+
 __all__ = ["KINDS", "SparseCtrl", "SparseCtrlConfig", "build_sparsectrl", "infer_config", "is_sparsectrl",
-           "keyframe_condition", "load_sparsectrl"]
+           "keyframe_condition", "keyframe_indices", "load_sparsectrl", "original_state_dict", "prepare_keyframes",
+           "save_sparsectrl"]

@@ -174,3 +174,90 @@ def test_diffusers_sparsectrl_differs_from_the_original_by_its_cross_frame_norm(
     to_original = max((a - r).abs().max().item() for a, r in zip(theirs_out, refs))
     to_switched = max((a - video(b)).abs().max().item() for a, b in zip(theirs_out, switched[0] + [switched[1]]))
     assert to_original > 0.03 and to_switched < 2e-5, (to_original, to_switched)
+
+
+def tiny_sparsectrl(base, kind: str, seed: int = 5):
+    """A SparseCtrl for the tiny pipeline's base, every weight random (its zero convs too), 2 heads."""
+    from motion_core.sparsectrl import SparseCtrlConfig, build_sparsectrl
+    config = SparseCtrlConfig(kind, 4 if kind == "rgb" else 3, (8, 16, 32, 32), heads=2)
+    model = build_sparsectrl(base.unet, config, load_weights_from_unet=True)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from motion_core.base import load_base
+    from motion_core.tiny import build_tiny_base
+    from test_pipeline import random_module
+    base = load_base(build_tiny_base(tmp_path_factory.mktemp("base"), words=["cat"]))
+    return base, random_module()
+
+
+def test_generate_with_keyframes_steers_only_the_windows_that_hold_them(tiny):
+    from motion_core.context import ContextOptions
+    from motion_core.pipeline import generate
+    base, mm = tiny
+    ctrl = tiny_sparsectrl(base, "rgb")
+    image = torch.rand(48, 40, 3)
+    run = dict(frames=12, steps=1, width=32, height=32, guidance=1.0, progress=False, seed=3,
+               context=ContextOptions(length=8, overlap=4))  # windows 0..7 and 4..11
+    plain = generate(base, mm, "a cat", **run).latents
+    keyed = generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes={0: image}, **run)
+    last = generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes={-1: image}, **run).latents
+    assert keyed.settings["sparse_ctrl"] == {"kind": "rgb", "keyframes": [0], "strength": 1.0}
+    assert torch.equal(keyed.latents[:, :, 8:], plain[:, :, 8:])  # only in the window without the keyframe
+    assert not torch.allclose(keyed.latents[:, :, :4], plain[:, :, :4])
+    assert torch.equal(last[:, :, :4], plain[:, :, :4]) and not torch.allclose(last[:, :, 8:], plain[:, :, 8:])
+    zero = generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes={0: image}, sparse_strength=0.0, **run).latents
+    assert torch.equal(zero, plain)
+
+
+def test_generate_refuses_bad_keyframes(tiny):
+    from motion_core.pipeline import generate
+    base, mm = tiny
+    ctrl = tiny_sparsectrl(base, "scribble")
+    run = dict(frames=8, steps=1, width=32, height=32, progress=False)
+    with pytest.raises(ConfigError, match="keyframe 8 is outside the clip of 8 frames"):
+        generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes={8: torch.rand(8, 8, 3)}, **run)
+    with pytest.raises(ConfigError, match="keyframes were given without sparse_ctrl"):
+        generate(base, mm, "a cat", keyframes={0: torch.rand(8, 8, 3)}, **run)
+    with pytest.raises(ConfigError, match="keyframe 0 has shape \\(8, 8\\)"):
+        generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes={0: torch.rand(8, 8)}, **run)
+
+
+def test_cli_scribble_keyframes_write_an_animation(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from motion_core.media import read_frames, read_metadata
+    from motion_core.sparsectrl import save_sparsectrl
+    from motion_core.tiny import build_tiny_base
+    base_dir = build_tiny_base(tmp_path / "base", words=["cat"])
+    from motion_core.base import load_base
+    from test_pipeline import random_module
+    base = load_base(base_dir)
+    save_sparsectrl(tiny_sparsectrl(base, "scribble"), tmp_path / "scribble.safetensors")
+    from motion_core import save_motion_module
+    save_motion_module(random_module(), tmp_path / "mm.safetensors")
+    frames = [Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()) for _ in range(2)]
+    frames[0].save(tmp_path / "keys.gif", save_all=True, append_images=frames[1:])
+    common = [sys.executable, "-m", "motion_core", "generate", "--model", base_dir, "--motion-module",
+              tmp_path / "mm.safetensors", "--prompt", "a cat", "--frames", 8, "--steps", 1, "--size", "32x32",
+              "--quiet", "--sparse-ctrl", tmp_path / "scribble.safetensors"]
+    run = lambda *a: subprocess.run([str(x) for x in common + list(a)], capture_output=True, text=True)  # noqa: E731
+    p = run("--keyframe", f"0,7:{tmp_path / 'keys.gif'}", "--out", tmp_path / "a.gif")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert read_frames(tmp_path / "a.gif").shape == (8, 32, 32, 3)
+    assert read_metadata(tmp_path / "a.gif")["motion_core"]["sparse_ctrl"]["keyframes"] == [0, 7]
+    for args, message in (((f"0:{tmp_path / 'keys.gif'}",), "holds 2 images but 1 frame indices"),
+                          ((f"0,9:{tmp_path / 'keys.gif'}",), "keyframe 9 is outside the clip of 8 frames"),
+                          (("x:keys.gif",), "is not FRAMES:FILE")):
+        p = run("--keyframe", *args, "--out", tmp_path / "b.gif")
+        assert p.returncode == 2 and message in p.stderr, p.stderr[-1000:]
