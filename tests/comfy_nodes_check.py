@@ -25,6 +25,7 @@ import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 from pack_import import load_pack  # noqa: E402,F401  (comfy_train_check imports it from here too)
+from fixture_files import tiny_published
 
 FIXTURES = ROOT / "tests" / "fixtures"
 UNET = {"image_size": 12, "out_channels": 4, "use_spatial_transformer": True, "legacy": False, "in_channels": 4,
@@ -57,7 +58,7 @@ def tiny_folders() -> Path:
     (heads recorded in its metadata, as a published file would not)."""
     models = Path(tempfile.mkdtemp())
     (models / "mm").mkdir()
-    save_file(load_file(str(FIXTURES / "tiny_v2.safetensors")), models / "mm" / "mm_tiny_v2.safetensors",
+    save_file(load_file(str(tiny_published("v2"))), models / "mm" / "mm_tiny_v2.safetensors",
               metadata={"unet_config": json.dumps({"motion_module_kwargs": {"num_attention_heads": 2}})})
     folder_paths.folder_names_and_paths["animatediff_models"] = ([str(models / "mm")], {".safetensors"})
     folder_paths.set_output_directory(str(models / "out"))
@@ -152,7 +153,7 @@ def main():
     results["sigma_max_injected_vs_base"] = [betas[-1].item(), sampling_before.sigmas[-1].item()]
 
     # auto beta schedule by version: AnimateLCM samples on LCM's distilled timesteps over sqrt_linear betas
-    lcm_module = load_motion_module(FIXTURES / "tiny_v2.safetensors", heads=2, version="animatelcm")
+    lcm_module = load_motion_module(tiny_published("v2"), heads=2, version="animatelcm")
     (lcm_model,) = N["MC_InjectMotionModule"]().inject(base, lcm_module, 1.0, 1.0, "auto")
     lcm_sampling = lcm_model.get_model_object("model_sampling")
     results["animatelcm_sampling"] = {"classes": [c.__name__ for c in type(lcm_sampling).__mro__],

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES
+from fixture_files import tiny_published
 from ldm_checkpoint import write_ldm_checkpoint
 
 pytest.importorskip("diffusers", reason="image models load through diffusers")
@@ -63,7 +64,7 @@ def test_single_file_equals_its_folder(folder, single_file):
 def test_single_file_without_configs_names_the_fix(single_file, tmp_path):
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
     p = subprocess.run([sys.executable, "-m", "motion_core", "generate", "--model", str(single_file),
-                        "--motion-module", str(FIXTURES / "tiny_v2.safetensors"), "--prompt", "a cat",
+                        "--motion-module", str(tiny_published("v2")), "--prompt", "a cat",
                         "--out", str(tmp_path / "x.gif")], capture_output=True, text=True, env=env)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "--config DIR" in p.stderr and "sd15" in p.stderr
@@ -71,7 +72,7 @@ def test_single_file_without_configs_names_the_fix(single_file, tmp_path):
 
 def test_bad_models_are_refused(folder, single_file, tmp_path):
     with pytest.raises(ConfigError, match="not a single-file SD1.5 or SDXL checkpoint"):
-        load_base(FIXTURES / "tiny_v2.safetensors", config=folder)  # a motion module
+        load_base(tiny_published("v2"), config=folder)  # a motion module
     with pytest.raises(ConfigError, match="not a diffusers model folder"):
         load_base(tmp_path)
     with pytest.raises(ConfigError, match="no model_index.json"):

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import FIXTURES
+from fixture_files import tiny_published
 
 JSON_KEYS = {"format", "family", "version", "pe_length", "mid_block", "params", "dtype"}
 
@@ -21,7 +22,7 @@ def run(*args, check=True):
 @pytest.mark.parametrize("name,version,pe,mid,params", [("tiny_v1", "v1", 24, False, 464_000),
                                                         ("tiny_v2", "v2", 32, True, 487_200)])
 def test_inspect_json(name, version, pe, mid, params):
-    d = json.loads(run("inspect", FIXTURES / f"{name}.safetensors", "--json").stdout)
+    d = json.loads(run("inspect", tiny_published(version), "--json").stdout)
     assert JSON_KEYS <= set(d)
     assert (d["format"], d["family"], d["version"], d["pe_length"], d["mid_block"], d["params"], d["dtype"]) == \
         ("original", "sd15", version, pe, mid, params, "float16")  # stored as a published fp16 file
@@ -29,7 +30,7 @@ def test_inspect_json(name, version, pe, mid, params):
 
 
 def test_inspect_text_reads_like_a_table():
-    out = run("inspect", FIXTURES / "tiny_v3.safetensors").stdout
+    out = run("inspect", tiny_published("v3")).stdout
     for line in ("version    v3", "pe length  32 frames", "channels   32, 32, 32, 32", "params     464,000"):
         assert line in out
 
@@ -52,9 +53,9 @@ def test_bad_input_exits_2_with_the_fix(tmp_path):
     assert p.returncode == 2 and "40 is not a positive multiple of 32" in p.stderr
     p = run("create", tmp_path / "x.safetensors", "--pe-length", "0", check=False)
     assert p.returncode == 2 and "pe_length=0 must be an integer of at least 1" in p.stderr
-    p = run("convert", FIXTURES / "tiny_v1.safetensors", tmp_path, check=False)
+    p = run("convert", tiny_published("v1"), tmp_path, check=False)
     assert p.returncode == 2 and "is a folder" in p.stderr
-    p = run("convert", FIXTURES / "tiny_v1.safetensors", tmp_path / "o.safetensors", "--layout", "kohya", check=False)
+    p = run("convert", tiny_published("v1"), tmp_path / "o.safetensors", "--layout", "kohya", check=False)
     assert p.returncode == 2 and "invalid choice: 'kohya'" in p.stderr
     assert "Traceback" not in p.stderr
 

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from conftest import FIXTURES, random_module, tiny_config
+from fixture_files import tiny_published
 from motion_core import ConfigError, MotionModule, MotionModuleConfig, infer_config, load_motion_module, module_paths
 
 
 @pytest.mark.parametrize("name,version,mid,pe", [("tiny_v1", "v1", False, 24), ("tiny_v2", "v2", True, 32),
                                                  ("tiny_v3", "v3", False, 32)])
 def test_tiny_sets_load_strict_and_are_recognised(name, version, mid, pe):
-    mm = load_motion_module(FIXTURES / f"{name}.safetensors")
+    mm = load_motion_module(tiny_published(version))
     c = mm.config
     assert (c.family, c.version, c.mid_block, c.pe_length) == ("sd15", version, mid, pe)
     assert c.channels == (32, 32, 32, 32) and c.layers_per_block == 2

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES
+from fixture_files import tiny_published
 
 diffusers = pytest.importorskip("diffusers", reason="the pipeline runs over diffusers components")
 pytest.importorskip("transformers", reason="the pipeline's text encoder comes from transformers")
@@ -182,7 +183,7 @@ def test_domain_adapter_changes_frames_and_is_taken_out_again(base, tmp_path):
     assert (plain - adapted).abs().max() > 1e-3 and torch.equal(plain, off.frames)
     assert all(torch.equal(v, base.unet.state_dict()[k]) for k, v in before.items())
     with pytest.raises(UnknownLayoutError, match="not an image-layer LoRA"):
-        generate(base, mm, "a cat", domain_adapter=FIXTURES / "tiny_v3.safetensors", **run)
+        generate(base, mm, "a cat", domain_adapter=tiny_published("v3"), **run)
 
 
 @pytest.mark.parametrize("bad, match", [

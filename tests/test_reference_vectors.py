@@ -84,3 +84,19 @@ def test_every_module_of_the_original_unet():
             out = mm.get_submodule(path)(io[f"mm.{path}:in"])
             worst = max(worst, (out - io[f"mm.{path}:out"]).abs().max().item())
     assert worst <= 1e-5
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_derived_published_files_are_what_the_recorder_wrote(version):
+    """tiny_<v>.safetensors is derived from tiny_unet_<v>_full (tests/fixture_files.py): tensor for tensor and
+    metadata what make_original_unet_vectors.py once wrote (its digest, recorded in MANIFEST.json)."""
+    import json
+
+    from safetensors import safe_open
+
+    from fixture_files import tensor_digest, tiny_published
+    entry = json.loads((FIXTURES / "MANIFEST.json").read_text())[f"tiny_{version}.safetensors"]
+    path = tiny_published(version)
+    assert tensor_digest(load_file(str(path))) == entry["tensor_sha256"]
+    with safe_open(str(path), "pt") as f, safe_open(str(FIXTURES / f"tiny_unet_{version}_full.safetensors"), "pt") as g:
+        assert f.metadata() == g.metadata()

@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import FIXTURES, assert_same_tensors, random_module
+from fixture_files import tiny_published
 from motion_core import load_motion_module, save_motion_module
 from motion_core.cli import main
 from motion_core.formats import adapter_config, from_original, to_original
@@ -19,7 +20,7 @@ def _adapter(config):
 
 @pytest.mark.parametrize("name", ["tiny_v1", "tiny_v2", "tiny_v3"])
 def test_original_diffusers_original_is_bit_exact(name):
-    sd = load_file(str(FIXTURES / f"{name}.safetensors"))
+    sd = load_file(str(tiny_published(name[-2:])))
     there = from_original(sd, "diffusers")
     assert not any(".temporal_transformer." in k for k in there)
     assert_same_tensors(to_original(there, "diffusers"), sd)
@@ -44,9 +45,9 @@ def test_diffusers_original_diffusers_is_bit_exact_from_a_real_motion_adapter(ve
 
 @pytest.mark.parametrize("name", ["tiny_v1", "tiny_v2", "tiny_v3"])
 def test_converted_files_load_in_diffusers_motion_adapter(tmp_path, name):
-    assert main(["convert", str(FIXTURES / f"{name}.safetensors"), str(tmp_path / "adapter"),
+    assert main(["convert", str(tiny_published(name[-2:])), str(tmp_path / "adapter"),
                  "--layout", "diffusers"]) == 0
-    mm = load_motion_module(FIXTURES / f"{name}.safetensors")
+    mm = load_motion_module(tiny_published(name[-2:]))
     adapter = _adapter(mm.config)
     result = adapter.load_state_dict(load_file(str(tmp_path / "adapter" / "diffusion_pytorch_model.safetensors")),
                                      strict=False)
@@ -58,7 +59,7 @@ def test_converted_files_load_in_diffusers_motion_adapter(tmp_path, name):
 
 
 def test_file_round_trips_through_the_cli_keep_bits_and_dtype(tmp_path):
-    sd = {k: v.half() for k, v in load_file(str(FIXTURES / "tiny_v2.safetensors")).items()}
+    sd = {k: v.half() for k, v in load_file(str(tiny_published("v2"))).items()}
     save_file(sd, tmp_path / "v2_fp16.safetensors")
     assert main(["convert", str(tmp_path / "v2_fp16.safetensors"), str(tmp_path / "d.safetensors"),
                  "--layout", "diffusers", "--heads", "2"]) == 0

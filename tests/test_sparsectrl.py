@@ -11,6 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from conftest import FIXTURES
+from fixture_files import tiny_published
 from motion_core import ConfigError, NotAMotionModuleError
 from motion_core.sparsectrl import SparseCtrlConfig, build_sparsectrl, infer_config, keyframe_condition, load_sparsectrl
 from unets import original_unet
@@ -88,7 +89,7 @@ def test_config_is_read_from_the_keys_and_bad_files_are_named():
     assert SparseCtrlConfig("scribble", 3, (8, 16, 32, 32)).factor == 8
     unet, _ = original_unet("v3")
     with pytest.raises(NotAMotionModuleError, match="not a SparseCtrl"):
-        load_sparsectrl(load_file(str(FIXTURES / "tiny_v3.safetensors")), unet)
+        load_sparsectrl(load_file(str(tiny_published("v3"))), unet)
     from unets import SDXL, random_unet
     with pytest.raises(ConfigError, match="it has 4 levels.*the SDXL base UNet has 3.*use an SD1.5 base"):
         load_sparsectrl(whole_file(own_rgb), random_unet(SDXL))
@@ -118,9 +119,9 @@ def test_related_files_are_named_not_half_loaded(tmp_path):
     own, *_ = fixture("rgb")
     path = tmp_path / "v3_sd15_sparsectrl_rgb.safetensors"
     save_file({k: v.contiguous() for k, v in whole_file(own).items()}, path)
-    with pytest.raises(NotAMotionModuleError, match="a SparseCtrl ControlNet.*Load SparseCtrl"):
+    with pytest.raises(NotAMotionModuleError, match="a SparseCtrl ControlNet.*generate --sparse-ctrl"):
         load_motion_module(path)
-    mm = load_file(str(FIXTURES / "tiny_v3.safetensors"))
+    mm = load_file(str(tiny_published("v3")))
     pia = {**mm, "conv_in.weight": torch.zeros(32, 9, 3, 3), "conv_in.bias": torch.zeros(32)}
     with pytest.raises(UnsupportedMethodError, match="PIA .*9 channels.*does not support it"):
         load_motion_module(pia)
