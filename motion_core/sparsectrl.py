@@ -218,6 +218,36 @@ def keyframe_condition(keyframes: Mapping[int, torch.Tensor], frames, like: torc
     return cond, mask
 
 
+def cldm_state_dict(sd: Mapping, unet_map: Mapping[str, str], config: SparseCtrlConfig) -> dict:
+    """A SparseCtrl's image layers under ComfyUI's cldm ControlNet keys: `unet_map` is ComfyUI's diffusers -> ldm
+    UNet key map (comfy.utils.unet_to_diffusers); the zero convs, the mid zero conv and the condition embedding
+    (its convs sit at every other index of input_hint_block, SiLUs between) are mapped here. Motion-module keys are
+    left out; a key that maps nowhere raises."""
+    out, left = {}, []
+    blocks = sorted({int(k.split(".")[2]) for k in sd if k.startswith("controlnet_cond_embedding.blocks.")})
+    for key, value in sd.items():
+        if ".motion_modules." in key:
+            continue
+        name, _, leaf = key.rpartition(".")
+        if key in unet_map:
+            out[unet_map[key]] = value
+        elif name == "controlnet_mid_block":
+            out[f"middle_block_out.0.{leaf}"] = value
+        elif name.startswith("controlnet_down_blocks."):
+            out[f"zero_convs.{name.split('.')[1]}.0.{leaf}"] = value
+        elif name == "controlnet_cond_embedding" or name == "controlnet_cond_embedding.conv_in":
+            out[f"input_hint_block.0.{leaf}"] = value
+        elif name.startswith("controlnet_cond_embedding.blocks."):
+            out[f"input_hint_block.{2 * (int(name.split('.')[2]) + 1)}.{leaf}"] = value
+        elif name == "controlnet_cond_embedding.conv_out":
+            out[f"input_hint_block.{2 * (len(blocks) + 1)}.{leaf}"] = value
+        else:
+            left.append(key)
+    if left:
+        raise UnknownLayoutError(f"SparseCtrl keys with no place in ComfyUI's ControlNet: {left[:3]}")
+    return out
+
+
 def keyframe_indices(indices, frames: int) -> list[int]:
     """Keyframe indices checked against the clip (negative ones count from the end, as in the original's configs)."""
     out = []
@@ -264,4 +294,4 @@ def prepare_keyframes(model: SparseCtrl, base, keyframes: Mapping[int, object], 
 
 __all__ = ["KINDS", "SparseCtrl", "SparseCtrlConfig", "build_sparsectrl", "infer_config", "is_sparsectrl",
            "keyframe_condition", "keyframe_indices", "load_sparsectrl", "original_state_dict", "prepare_keyframes",
-           "save_sparsectrl"]
+           "save_sparsectrl", "cldm_state_dict"]

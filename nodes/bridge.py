@@ -224,6 +224,65 @@ class SamplingRounds:
         return self.executor(noise, self.latent_image, self.sampler, sigmas, *self.args, **self.kwargs)
 
 
+def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, device=None):
+    """ComfyUI's cldm ControlNet holding a SparseCtrl's image layers (motion_core.sparsectrl.SparseCtrlConfig,
+    official keys), with its condition embedding as the file has it and SparseMotion modules inserted after each
+    down-block ResBlock / SpatialTransformer (as the original; none after conv_in, downsamplers or in the middle)."""
+    import torch
+    from torch import nn
+
+    import comfy.cldm.cldm
+    import comfy.ops
+    import comfy.utils
+    from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
+
+    from ..motion_core.config import MotionModuleConfig
+    from ..motion_core.control import MotionControl
+    from ..motion_core.hosts.comfy import ComfyHost
+    from ..motion_core.sparsectrl import SparseMotion, cldm_state_dict
+    ops = comfy.ops.disable_weight_init
+    cfg = {k: v for k, v in unet_config.items() if k != "out_channels"}
+    cfg["in_channels"] = state_dict["conv_in.weight"].shape[1]
+    dtype = dtype or torch.float32
+    cfg["dtype"] = dtype
+    hint = config.condition_channels + 1
+    model = comfy.cldm.cldm.ControlNet(hint_channels=hint, operations=ops, device=device, **cfg)
+    width = cfg["model_channels"]
+    conv = lambda a, b, stride=1: ops.conv_nd(2, a, b, 3, padding=1, stride=stride, dtype=dtype, device=device)  # noqa: E731
+    if config.kind == "rgb":
+        model.input_hint_block = TimestepEmbedSequential(conv(hint, width))
+    else:
+        w, layers = config.embedding_channels, []
+        layers += [conv(hint, w[0]), nn.SiLU()]
+        for a, b in zip(w[:-1], w[1:]):
+            layers += [conv(a, a), nn.SiLU(), conv(a, b, 2), nn.SiLU()]
+        layers.append(conv(w[-1], width))
+        model.input_hint_block = TimestepEmbedSequential(*layers)
+    mapped = cldm_state_dict(state_dict, comfy.utils.unet_to_diffusers(unet_config), config)
+    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    if missing or unexpected:
+        from ..motion_core.errors import UnknownLayoutError
+        raise UnknownLayoutError(f"the SparseCtrl does not fit ComfyUI's ControlNet: missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]}")
+    channels = tuple(width * m for m in cfg["channel_mult"])
+    motion = SparseMotion(MotionModuleConfig(family="sd15", version="v3", channels=channels,
+                                             layers_per_block=cfg["num_res_blocks"][0], heads=config.heads,
+                                             pe_length=config.pe_length, attention_blocks=1))
+    motion_sd = {k: v for k, v in state_dict.items() if ".motion_modules." in k and not k.endswith("pos_encoder.pe")}
+    missing, unexpected = motion.load_state_dict(motion_sd, strict=False)
+    if [k for k in missing if not k.endswith("pos_encoder.pe")] or unexpected:
+        from ..motion_core.errors import UnknownLayoutError
+        raise UnknownLayoutError(f"the SparseCtrl motion modules do not match: missing {missing[:3]}")
+    motion = motion.to(dtype)
+    paths = [f"down_blocks.{i}.motion_modules.{j}" for i in range(len(channels))
+             for j in range(cfg["num_res_blocks"][0])]
+    control = MotionControl()
+    for path, point in ComfyHost.points(model, paths).items():
+        ComfyHost.attach(point, motion.get_submodule(path), control)
+    model.motion = motion  # registered, so it moves and casts with the ControlNet
+    return model.eval()
+
+
 def model_sampling_with_betas(model, beta_schedule: str, linear_end: float):
     """A model_sampling object like the model's own (same prediction type), over AnimateDiff's training betas:
     `sqrt_linear` = linspace(0.00085, linear_end) (SD1.5 modules), `linear` = its sqrt-spaced square (SDXL beta),

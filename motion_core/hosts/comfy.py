@@ -88,7 +88,7 @@ class ComfyHost:
                 raise ConfigError("the motion module has a mid-block module (v2) but this UNet has no middle block")
             found["mid_block.motion_modules.0"] = (unet.middle_block, _after_main(unet.middle_block[:2]))
         level, j = 0, 0
-        for block in unet.output_blocks:
+        for block in getattr(unet, "output_blocks", ()):  # a ControlNet (SparseCtrl) has input blocks only
             found[f"up_blocks.{level}.motion_modules.{j}"] = (block, _after_main(block))
             j += 1
             if "Upsample" in _names(block):
