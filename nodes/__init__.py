@@ -8,6 +8,7 @@ from .motion import ApplyMotionLoRA, InjectMotionModule, LoadMotionModule
 from .prompts import PromptTravel
 from .sample import SampleFrames
 from .save import SaveAnimation
+from .sparsectrl import ApplySparseCtrl, LoadSparseCtrl
 from .train import TrainMotionModule
 
 NODE_CLASS_MAPPINGS = {
@@ -19,6 +20,8 @@ NODE_CLASS_MAPPINGS = {
     "MC_ContextOptions": ContextOptionsNode,
     "MC_FreeInitOptions": FreeInitOptionsNode,
     "MC_SaveAnimation": SaveAnimation,
+    "MC_LoadSparseCtrl": LoadSparseCtrl,
+    "MC_ApplySparseCtrl": ApplySparseCtrl,
     "MC_TrainMotionModule": TrainMotionModule,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -30,6 +33,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_ContextOptions": "Context Options",
     "MC_FreeInitOptions": "FreeInit Options",
     "MC_SaveAnimation": "Save Animation",
+    "MC_LoadSparseCtrl": "Load SparseCtrl",
+    "MC_ApplySparseCtrl": "Apply SparseCtrl",
     "MC_TrainMotionModule": "Train Motion Module",
 }
 

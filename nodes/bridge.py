@@ -8,6 +8,7 @@ import os
 
 MODULE_FOLDER = "animatediff_models"  # the folder names users' existing files already live in
 LORA_FOLDER = "animatediff_motion_lora"
+SPARSECTRL_FOLDER = "controlnet"  # where users keep v3_sd15_sparsectrl_*.ckpt (ComfyUI's own ControlNet folder)
 
 
 def register_model_folders() -> None:
@@ -16,7 +17,7 @@ def register_model_folders() -> None:
         import folder_paths
     except ImportError:  # imported outside ComfyUI (tests, tools): nothing to register
         return
-    for name in (MODULE_FOLDER, LORA_FOLDER):
+    for name in (MODULE_FOLDER, LORA_FOLDER):  # (SPARSECTRL_FOLDER is ComfyUI's own "controlnet")
         default = os.path.join(folder_paths.models_dir, name)
         if name not in folder_paths.folder_names_and_paths:
             folder_paths.folder_names_and_paths[name] = ([default], set(folder_paths.supported_pt_extensions))
@@ -137,7 +138,8 @@ class ControlWindows:
                 control = cond.get("control")
                 while control is not None and id(control) not in seen:
                     seen.add(id(control))
-                    found.append(control)
+                    if not getattr(control, "sparse", False):  # SparseCtrl maps its keyframes to windows itself
+                        found.append(control)
                     control = getattr(control, "previous_controlnet", None)
         return found
 
@@ -281,6 +283,140 @@ def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, dev
         ComfyHost.attach(point, motion.get_submodule(path), control)
     model.motion = motion  # registered, so it moves and casts with the ControlNet
     return model.eval()
+
+
+_SPARSE_CONTROL = []
+
+
+def sparsectrl_control_class():
+    """comfy.controlnet.ControlNet for SparseCtrl (defined once, on first use): chained, strength and start / end
+    percent as core's ControlNet; its keyframes instead of a hint. get_control runs before the UNet call (outside the
+    Inject node's diffusion_model wrapper), so it sets the frame count itself, zeroes the noisy sample as the official
+    files do, builds each window's condition and mask from ad_params (a window without a keyframe gets no residuals,
+    as generate does), and VAE-encodes RGB keyframes at the sampling's latent size (cached)."""
+    if _SPARSE_CONTROL:
+        return _SPARSE_CONTROL[0]
+    import torch
+    from einops import rearrange
+
+    import comfy.controlnet
+    import comfy.model_management
+    import comfy.utils
+
+    from ..motion_core.frames import frames_context
+    from ..motion_core.sparsectrl import keyframe_condition, keyframe_indices
+
+    class SparseCtrlControl(comfy.controlnet.ControlNet):
+        sparse = True  # ControlWindows leaves it alone: it maps keyframes to windows itself
+
+        def __init__(self, control_model, config, load_device=None, manual_cast_dtype=None):
+            super().__init__(control_model, load_device=load_device, manual_cast_dtype=manual_cast_dtype,
+                             extra_conds=[])
+            self.sparse_config, self.images, self.indices, self.prepared, self.model_latent_format = \
+                config, None, [], {}, None
+
+        def set_keyframes(self, images, indices, strength, percent_range, vae):
+            self.images, self.indices, self.strength, self.timestep_percent_range, self.vae = \
+                images, list(indices), strength, percent_range, vae
+            return self
+
+        def copy(self):
+            c = SparseCtrlControl(None, self.sparse_config, self.load_device, self.manual_cast_dtype)
+            c.control_model, c.control_model_wrapped = self.control_model, self.control_model_wrapped
+            self.copy_to(c)
+            c.set_keyframes(self.images, self.indices, self.strength, self.timestep_percent_range, self.vae)
+            return c
+
+        def pre_run(self, model, percent_to_timestep_function):
+            super().pre_run(model, percent_to_timestep_function)
+            self.model_latent_format = model.latent_format
+
+        def cleanup(self):
+            self.prepared = {}
+            super().cleanup()
+
+        def _keyframes(self, h: int, w: int, device, dtype):
+            """(n, c, h', w') conditions at this latent size: scribbles in pixels (x8), RGB as latents."""
+            if (h, w) not in self.prepared:
+                pixels = self.images.movedim(-1, 1)  # (n, 3, H, W) in [0, 1]
+                factor = self.sparse_config.factor * (1 if self.sparse_config.kind == "scribble" else 8)
+                pixels = comfy.utils.common_upscale(pixels, w * factor, h * factor, "bilinear", "center")
+                if self.sparse_config.kind == "rgb":
+                    loaded = comfy.model_management.loaded_models(only_currently_used=True)
+                    latents = self.vae.encode(pixels.movedim(1, -1)[..., :3])
+                    comfy.model_management.load_models_gpu(loaded)
+                    pixels = self.model_latent_format.process_in(latents)
+                self.prepared[(h, w)] = pixels.to(device, dtype)
+            return self.prepared[(h, w)]
+
+        def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+            prev = None
+            if self.previous_controlnet is not None:
+                prev = self.previous_controlnet.get_control(x_noisy, t, cond, batched_number, transformer_options)
+            if self.timestep_range is not None and (t[0] > self.timestep_range[0] or t[0] < self.timestep_range[1]):
+                return prev
+            frames = x_noisy.shape[0] // batched_number
+            params = transformer_options.get("ad_params") or {}
+            window, length = params.get("sub_idxs"), params.get("full_length")
+            if window is None or len(window) != frames:
+                window, length = list(range(frames)), frames
+            frames_of = keyframe_indices(self.indices, length)
+            if not any(f in frames_of for f in window):
+                return prev
+            dtype = self.manual_cast_dtype or self.control_model.dtype
+            keys = self._keyframes(*x_noisy.shape[-2:], x_noisy.device, dtype)
+            hint, mask = keyframe_condition(dict(zip(frames_of, keys)), window, keys, clips=batched_number)
+            hint = rearrange(torch.cat([hint, mask], dim=1), "b c f h w -> (b f) c h w")
+            context = comfy.model_management.cast_to_device(cond["c_crossattn"], x_noisy.device, dtype)
+            timestep = self.model_sampling_current.timestep(t).float()
+            with frames_context(frames, window=window, length=length):
+                control = self.control_model(x=torch.zeros_like(x_noisy, dtype=dtype), hint=hint,
+                                             timesteps=timestep, context=context)
+            return self.control_merge(control, prev, output_dtype=x_noisy.dtype)
+
+    _SPARSE_CONTROL.append(SparseCtrlControl)
+    return SparseCtrlControl
+
+
+def load_sparsectrl_control(path: str, model):
+    """A SparseCtrl file (read safely) as a SparseCtrl control for the MODEL's UNet (its config and dtype)."""
+    from ..motion_core.errors import ConfigError
+    from ..motion_core.formats import read_checkpoint
+    from ..motion_core.sparsectrl import infer_config, is_sparsectrl
+    raw = read_checkpoint(path)
+    sd = dict(raw.state_dict) or {k: v for k, v in (raw.extras.get("controlnet") or {}).items() if hasattr(v, "shape")}
+    if not is_sparsectrl(sd):
+        raise ConfigError(f"{os.path.basename(path)} is not a SparseCtrl file (no controlnet_cond_embedding.* keys): "
+                          "pick v3_sd15_sparsectrl_rgb.ckpt or v3_sd15_sparsectrl_scribble.ckpt")
+    unet_config = dict(model.model.model_config.unet_config)
+    levels = len(unet_config.get("channel_mult", ()))
+    file_levels = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("down_blocks.")), default=-1)
+    if unet_config.get("adm_in_channels") or levels != file_levels or \
+            sd["conv_in.weight"].shape[0] != unet_config.get("model_channels"):
+        raise ConfigError(f"{os.path.basename(path)} is an SD1.5 SparseCtrl ({file_levels} levels, "
+                          f"{sd['conv_in.weight'].shape[0]} channels) but the model is not SD1.5-shaped ({levels} "
+                          f"levels, {unet_config.get('model_channels')} channels): use an SD1.5 checkpoint")
+    config = infer_config(sd, int(raw.metadata.get("heads", 8)))
+    dtype = model.model.get_dtype()
+    control_model = sparsectrl_controlnet({k: v.to(dtype) for k, v in sd.items()}, config, unet_config, dtype=dtype)
+    return sparsectrl_control_class()(control_model, config, load_device=model.load_device,
+                                      manual_cast_dtype=model.model.manual_cast_dtype)
+
+
+def attach_control(conditioning, control, images, indices, strength: float, percent_range, vae):
+    """Conditioning with a copy of `control` (keyframes set) chained onto each entry's control, as core's Apply
+    ControlNet (Advanced) does."""
+    out, copies = [], {}
+    for text, options in conditioning:
+        options = options.copy()
+        previous = options.get("control")
+        if previous not in copies:
+            copies[previous] = control.copy().set_keyframes(images, indices, strength, percent_range, vae)
+            copies[previous].set_previous_controlnet(previous)
+        options["control"] = copies[previous]
+        options["control_apply_to_uncond"] = False
+        out.append([text, options])
+    return out
 
 
 def model_sampling_with_betas(model, beta_schedule: str, linear_end: float):

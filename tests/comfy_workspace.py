@@ -7,7 +7,9 @@ BASE_DIR gets models with the conventional names the shipped workflows use, all 
   models/animatediff_models/mm_sd_v15_v2.ckpt, v3_sd15_mm.ckpt   motion modules, original layout (pickle .ckpt)
   models/animatediff_motion_lora/v2_lora_ZoomIn.ckpt    a rank-64 MotionLoRA for v2
   models/controlnet/control_v11p_sd15_canny.pth         an SD1.5 ControlNet (ldm layout)
+  models/controlnet/v3_sd15_sparsectrl_rgb.ckpt, _scribble.ckpt   SparseCtrl files (official key layout)
   input/motion_core_input.webp, motion_core_input_48.webp   16- and 48-frame 64x64 clips for video-to-video
+  input/motion_core_keyframe.png, motion_core_scribbles.webp   SparseCtrl keyframes (one image; two frames)
   custom_nodes/motion_core                              a link to this repository
   custom_nodes/mctest_nodes                             a link to tests/comfy_test_nodes (test-only nodes)
 Nothing is downloaded; what a BASE_DIR already has is reused (delete it to rebuild)."""
@@ -100,6 +102,58 @@ def controlnet(path: Path) -> None:
     torch.save(randomize(ControlNet(hint_channels=3, **config)), path)
 
 
+def sparsectrl(path: Path, kind: str) -> None:
+    """A full-size SD1.5 SparseCtrl in the official layout (diffusers key names, pickle .ckpt), every weight random
+    (zero convolutions too, so its keyframes visibly steer): the encoder of a random cldm ControlNet renamed, and a
+    SparseCtrl motion set (one attention block per module)."""
+    import comfy.utils
+    from comfy.cldm.cldm import ControlNet
+
+    from motion_core.config import MotionModuleConfig
+    from motion_core.sparsectrl import SparseMotion
+    config = {k: v for k, v in SD15_UNET.items() if k != "out_channels"}
+    ldm = randomize(ControlNet(hint_channels=4, **config))
+    sd = {d: ldm[k] for d, k in comfy.utils.unet_to_diffusers(SD15_UNET).items()
+          if k in ldm and d.startswith(("conv_in.", "time_embedding.", "down_blocks.", "mid_block."))}
+    for key, value in ldm.items():
+        leaf = key.rsplit(".", 1)[1]
+        if key.startswith("zero_convs."):
+            sd[f"controlnet_down_blocks.{key.split('.')[1]}.{leaf}"] = value
+        elif key.startswith("middle_block_out.0."):
+            sd[f"controlnet_mid_block.{leaf}"] = value
+        elif key.startswith("input_hint_block.") and kind == "scribble":  # convs at 0, 2, ..., 14
+            i = int(key.split(".")[1])
+            sd[f"controlnet_cond_embedding.{'conv_in' if i == 0 else 'conv_out' if i == 14 else f'blocks.{i // 2 - 1}'}"
+               f".{leaf}"] = value
+    if kind == "rgb":  # the simplified embedding: one conv over 4 latent channels + the mask
+        g = torch.Generator().manual_seed(2)
+        sd["controlnet_cond_embedding.weight"] = (torch.randn(320, 5, 3, 3, generator=g) * 0.02).half()
+        sd["controlnet_cond_embedding.bias"] = torch.zeros(320).half()
+    motion = SparseMotion(MotionModuleConfig(family="sd15", version="v3", channels=(320, 640, 1280, 1280),
+                                             attention_blocks=1))
+    with torch.no_grad():
+        for key, p in motion.named_parameters():
+            if ".proj_out." in key:
+                p.normal_(std=0.02)
+    sd.update({k: v.half() for k, v in motion.state_dict().items()})
+    torch.save(sd, path)
+
+
+def keyframe_images(path: Path, frames: int) -> None:
+    """`frames` 64x64 keyframes (a red square at the left, then at the right): a PNG for one, an animated WebP for
+    more (LoadImage gives every frame)."""
+    from motion_core.media import write_animation
+    images = torch.zeros(frames, 64, 64, 3)
+    for i in range(frames):
+        x = 4 + 36 * i // max(1, frames - 1)
+        images[i, 20:44, x:x + 24] = torch.tensor([0.9, 0.2, 0.1])
+    if frames == 1:
+        from PIL import Image
+        Image.fromarray((images[0] * 255).byte().numpy()).save(path, format="PNG")
+    else:
+        write_animation(images, path, fps=8, quality=100)
+
+
 def input_clip(path: Path, frames: int = 16) -> None:
     """A red square sliding right over black, 64x64 px; past 16 frames it slides back and forth, 4 px lower at each
     turn (lossy WebP drops a frame too like the one before it: every frame must differ to keep the count)."""
@@ -128,6 +182,10 @@ def main() -> None:
         models / "controlnet/control_v11p_sd15_canny.pth": controlnet,
         BASE / "input/motion_core_input.webp": input_clip,
         BASE / "input/motion_core_input_48.webp": lambda path: input_clip(path, 48),
+        models / "controlnet/v3_sd15_sparsectrl_rgb.ckpt": lambda path: sparsectrl(path, "rgb"),
+        models / "controlnet/v3_sd15_sparsectrl_scribble.ckpt": lambda path: sparsectrl(path, "scribble"),
+        BASE / "input/motion_core_keyframe.png": lambda path: keyframe_images(path, 1),
+        BASE / "input/motion_core_scribbles.webp": lambda path: keyframe_images(path, 2),
     }
     missing = [path for path in parts if not path.exists()]
     for path in missing:

@@ -16,9 +16,10 @@ def findings():
 
 
 def test_every_node_registers(findings):
-    assert findings["nodes"] == ["MC_ApplyMotionLoRA", "MC_ContextOptions", "MC_FreeInitOptions",
-                                 "MC_InjectMotionModule", "MC_LoadMotionModule", "MC_PromptTravel", "MC_SampleFrames",
-                                 "MC_SaveAnimation", "MC_TrainMotionModule"]
+    assert findings["nodes"] == ["MC_ApplyMotionLoRA", "MC_ApplySparseCtrl", "MC_ContextOptions",
+                                 "MC_FreeInitOptions", "MC_InjectMotionModule", "MC_LoadMotionModule",
+                                 "MC_LoadSparseCtrl", "MC_PromptTravel", "MC_SampleFrames", "MC_SaveAnimation",
+                                 "MC_TrainMotionModule"]
 
 
 def test_ksampler_and_sample_frames_agree_and_motion_matters(findings):

@@ -18,7 +18,8 @@ from test_comfy_host import COMFYUI, build_workspace, comfy_python
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted(p for p in (ROOT / "workflows").glob("*.api.json"))
 FRAMES = {"text_to_animation": 16, "long_animation": 64, "prompt_travel": 32, "motion_lora": 16,
-          "video_to_video": 16, "controlnet_video_to_video": 48, "masked_motion": 16, "free_init": 16}
+          "video_to_video": 16, "controlnet_video_to_video": 48, "masked_motion": 16, "free_init": 16,
+          "sparsectrl_image_to_video": 16, "sparsectrl_scribble_keyframes": 16}
 pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set to a ComfyUI checkout: the workflow "
                                                     "tests need a real ComfyUI server")
 

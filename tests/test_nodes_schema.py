@@ -9,7 +9,7 @@ from pack_import import load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = {"MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE", "INT", "FLOAT", "STRING", "BOOLEAN",
-         "MASK", "MC_MOTION_MODULE", "MC_FREE_INIT"}
+         "MASK", "MC_MOTION_MODULE", "MC_FREE_INIT", "MC_SPARSECTRL"}
 
 
 @pytest.fixture(scope="module")

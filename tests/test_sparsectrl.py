@@ -119,7 +119,7 @@ def test_related_files_are_named_not_half_loaded(tmp_path):
     own, *_ = fixture("rgb")
     path = tmp_path / "v3_sd15_sparsectrl_rgb.safetensors"
     save_file({k: v.contiguous() for k, v in whole_file(own).items()}, path)
-    with pytest.raises(NotAMotionModuleError, match="a SparseCtrl ControlNet.*generate --sparse-ctrl"):
+    with pytest.raises(NotAMotionModuleError, match="a SparseCtrl ControlNet.*Load SparseCtrl"):
         load_motion_module(path)
     mm = load_file(str(tiny_published("v3")))
     pia = {**mm, "conv_in.weight": torch.zeros(32, 9, 3, 3), "conv_in.bias": torch.zeros(32)}

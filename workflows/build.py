@@ -129,10 +129,35 @@ def free_init() -> dict:
     return wf
 
 
+def _sparsectrl(prompt: str, file: str, image: str, indices: str, prefix: str) -> dict:
+    wf = _base(prompt, "v3_sd15_mm.ckpt", 16)
+    wf["10"] = {"class_type": "MC_LoadSparseCtrl", "inputs": {"sparsectrl_name": file, "model": ["5", 0]}}
+    wf["11"] = {"class_type": "LoadImage", "inputs": {"image": image}}
+    wf["12"] = {"class_type": "MC_ApplySparseCtrl", "inputs": {
+        "positive": ["2", 0], "negative": ["3", 0], "sparse_ctrl": ["10", 0], "images": ["11", 0],
+        "keyframe_indices": indices, "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["1", 2]}}
+    wf["6"]["inputs"].update(positive=["12", 0], negative=["12", 1])
+    wf["8"]["inputs"].update(filename_prefix=prefix)
+    return wf
+
+
+def sparsectrl_image_to_video() -> dict:
+    """SparseCtrl RGB: input/motion_core_keyframe.png is frame 0; the motion module animates from it."""
+    return _sparsectrl("a red square sliding across a dark room", "v3_sd15_sparsectrl_rgb.ckpt",
+                       "motion_core_keyframe.png", "0", "motion_core/sparsectrl_i2v")
+
+
+def sparsectrl_scribble_keyframes() -> dict:
+    """SparseCtrl scribble: the two frames of input/motion_core_scribbles.webp are frames 0 and 15 (an in-between)."""
+    return _sparsectrl("a red square sliding across a dark room", "v3_sd15_sparsectrl_scribble.ckpt",
+                       "motion_core_scribbles.webp", "0, 15", "motion_core/sparsectrl_scribble")
+
+
 WORKFLOWS = {"text_to_animation": text_to_animation, "long_animation": long_animation,
              "prompt_travel": prompt_travel, "motion_lora": motion_lora, "video_to_video": video_to_video,
              "controlnet_video_to_video": controlnet_video_to_video, "masked_motion": masked_motion,
-             "free_init": free_init}
+             "free_init": free_init, "sparsectrl_image_to_video": sparsectrl_image_to_video,
+             "sparsectrl_scribble_keyframes": sparsectrl_scribble_keyframes}
 
 
 def to_ui(api: dict, info: dict) -> dict:

@@ -42,9 +42,9 @@ def describe_other(keys: list[str]) -> str | None:
     if _any(keys, is_lora_key):
         return "a LoRA for the image model (no motion-module weights): load it with the image model's LoRA loader"
     if _any(keys, lambda k: k.startswith(("controlnet_cond_embedding.", "controlnet_down_blocks."))):
-        return ("a SparseCtrl ControlNet (v3_sd15_sparsectrl_rgb / _scribble), not a motion module: use it with "
-                "generate --sparse-ctrl or motion_core.sparsectrl.load_sparsectrl (the ComfyUI nodes do not run "
-                "SparseCtrl yet)")
+        return ("a SparseCtrl ControlNet (v3_sd15_sparsectrl_rgb / _scribble), not a motion module: load it with "
+                "Load SparseCtrl (from models/controlnet), generate --sparse-ctrl or motion_core.sparsectrl."
+                "load_sparsectrl")
     if _any(keys, is_motion_key):
         return None
     if _any(keys, lambda k: k.startswith("conditioner.embedders.")):

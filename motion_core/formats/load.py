@@ -244,8 +244,8 @@ def describe(source) -> dict[str, Any]:
                 "dtype": _dtype_name(raw.state_dict.values()), "lora_rank": None,
                 "modules": len({k.split(".temporal_transformer.")[0] for k in raw.state_dict if ".motion_modules." in k}),
                 "container": raw.container, "path": raw.path,
-                "notes": [f"a SparseCtrl ControlNet ({c.kind} keyframes): use it with generate --sparse-ctrl "
-                          "(motion_core.sparsectrl.load_sparsectrl), not as a motion module"]}
+                "notes": [f"a SparseCtrl ControlNet ({c.kind} keyframes): use it with Load SparseCtrl or "
+                          "generate --sparse-ctrl, not as a motion module"]}
     if is_motion_lora(raw.state_dict):
         lora = parse_motion_lora(raw.state_dict, raw.path or "the state dict")
         sd15 = any(k.startswith("down_blocks.3.") for k in lora.pairs)
