@@ -245,20 +245,31 @@ def test_cli_scribble_keyframes_write_an_animation(tiny, tmp_path):
     from test_pipeline import random_module
     base = load_base(base_dir)
     save_sparsectrl(tiny_sparsectrl(base, "scribble"), tmp_path / "scribble.safetensors")
+    save_sparsectrl(tiny_sparsectrl(base, "rgb"), tmp_path / "rgb.safetensors")
     from motion_core import save_motion_module
     save_motion_module(random_module(), tmp_path / "mm.safetensors")
     frames = [Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()) for _ in range(2)]
     frames[0].save(tmp_path / "keys.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "first.png")
     common = [sys.executable, "-m", "motion_core", "generate", "--model", base_dir, "--motion-module",
-              tmp_path / "mm.safetensors", "--prompt", "a cat", "--frames", 8, "--steps", 1, "--size", "32x32",
-              "--quiet", "--sparse-ctrl", tmp_path / "scribble.safetensors"]
+              tmp_path / "mm.safetensors", "--prompt", "a cat", "--frames", 16, "--steps", 1, "--size", "32x32",
+              "--quiet"]
     run = lambda *a: subprocess.run([str(x) for x in common + list(a)], capture_output=True, text=True)  # noqa: E731
-    p = run("--keyframe", f"0,7:{tmp_path / 'keys.gif'}", "--out", tmp_path / "a.gif")
+    scribble = ("--sparse-ctrl", tmp_path / "scribble.safetensors")
+    p = run(*scribble, "--keyframe", f"0,15:{tmp_path / 'keys.gif'}", "--out", tmp_path / "a.gif")
     assert p.returncode == 0, p.stderr[-2000:]
-    assert read_frames(tmp_path / "a.gif").shape == (8, 32, 32, 3)
-    assert read_metadata(tmp_path / "a.gif")["motion_core"]["sparse_ctrl"]["keyframes"] == [0, 7]
+    assert read_frames(tmp_path / "a.gif").shape == (16, 32, 32, 3)
+    assert read_metadata(tmp_path / "a.gif")["motion_core"]["sparse_ctrl"]["keyframes"] == [0, 15]
+    p = run("--sparse-ctrl", tmp_path / "rgb.safetensors", "--keyframe", f"0:{tmp_path / 'first.png'}", "--out",
+            tmp_path / "rgb.gif")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert read_metadata(tmp_path / "rgb.gif")["motion_core"]["sparse_ctrl"] == {"kind": "rgb", "keyframes": [0],
+                                                                                 "strength": 1.0}
     for args, message in (((f"0:{tmp_path / 'keys.gif'}",), "holds 2 images but 1 frame indices"),
-                          ((f"0,9:{tmp_path / 'keys.gif'}",), "keyframe 9 is outside the clip of 8 frames"),
+                          ((f"0,19:{tmp_path / 'keys.gif'}",), "keyframe 19 is outside the clip of 16 frames"),
                           (("x:keys.gif",), "is not FRAMES:FILE")):
-        p = run("--keyframe", *args, "--out", tmp_path / "b.gif")
+        p = run(*scribble, "--keyframe", *args, "--out", tmp_path / "b.gif")
         assert p.returncode == 2 and message in p.stderr, p.stderr[-1000:]
+    sdxl = build_tiny_base(tmp_path / "sdxl", "sdxl")
+    p = run(*scribble, "--keyframe", f"0:{tmp_path / 'first.png'}", "--model", sdxl, "--out", tmp_path / "c.gif")
+    assert p.returncode == 2 and "SparseCtrl exists for SD1.5 models" in p.stderr, p.stderr[-1000:]
