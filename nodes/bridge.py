@@ -367,7 +367,8 @@ def sparsectrl_control_class():
             keys = self._keyframes(*x_noisy.shape[-2:], x_noisy.device, dtype)
             hint, mask = keyframe_condition(dict(zip(frames_of, keys)), window, keys, clips=batched_number)
             hint = rearrange(torch.cat([hint, mask], dim=1), "b c f h w -> (b f) c h w")
-            context = comfy.model_management.cast_to_device(cond["c_crossattn"], x_noisy.device, dtype)
+            text = cond.get("crossattn_controlnet", cond["c_crossattn"])  # as core's ControlNet reads it
+            context = comfy.model_management.cast_to_device(text, x_noisy.device, dtype)
             timestep = self.model_sampling_current.timestep(t).float()
             with frames_context(frames, window=window, length=length):
                 control = self.control_model(x=torch.zeros_like(x_noisy, dtype=dtype), hint=hint,

@@ -273,3 +273,30 @@ def test_cli_scribble_keyframes_write_an_animation(tiny, tmp_path):
     sdxl = build_tiny_base(tmp_path / "sdxl", "sdxl")
     p = run(*scribble, "--keyframe", f"0:{tmp_path / 'first.png'}", "--model", sdxl, "--out", tmp_path / "c.gif")
     assert p.returncode == 2 and "SparseCtrl exists for SD1.5 models" in p.stderr, p.stderr[-1000:]
+
+
+def test_sparsectrl_with_the_v3_domain_adapter(tiny, tmp_path):
+    """The adapter merges into the base UNet only (as the original's animate.py): SparseCtrl's own image layers stay
+    as its file has them, and both shape the frames."""
+    from safetensors.torch import save_file
+
+    from motion_core.pipeline import generate
+    base, mm = tiny
+    g = torch.Generator().manual_seed(0)
+    adapter = {}
+    for name, module in base.unet.named_modules():
+        if name.endswith(("attn1", "attn2")):
+            w = module.to_q.weight
+            adapter[f"{name}.processor.to_q_lora.down.weight"] = torch.randn(4, w.shape[1], generator=g) * 0.3
+            adapter[f"{name}.processor.to_q_lora.up.weight"] = torch.randn(w.shape[0], 4, generator=g) * 0.3
+    save_file(adapter, tmp_path / "adapter.safetensors")
+    ctrl = tiny_sparsectrl(base, "rgb")
+    before = {k: v.clone() for k, v in ctrl.state_dict().items()}
+    run = dict(frames=8, steps=2, width=32, height=32, progress=False, seed=2)
+    keys = {0: torch.rand(32, 32, 3)}
+    both = generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes=keys,
+                    domain_adapter=tmp_path / "adapter.safetensors", **run).latents
+    sparse_only = generate(base, mm, "a cat", sparse_ctrl=ctrl, keyframes=keys, **run).latents
+    adapter_only = generate(base, mm, "a cat", domain_adapter=tmp_path / "adapter.safetensors", **run).latents
+    assert not torch.allclose(both, sparse_only) and not torch.allclose(both, adapter_only)
+    assert all(torch.equal(v, ctrl.state_dict()[k]) for k, v in before.items())
