@@ -11,13 +11,12 @@ per iteration: it re-runs the whole sampling).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from timing import interleaved  # noqa: E402  (bench/timing.py)
 
 
 def main() -> None:
@@ -38,18 +37,12 @@ def main() -> None:
     settings = {"plain": {}, "mask per pixel": dict(motion_mask=mask), "strength curve": dict(motion_strength="0:1, 7:0.3"),
                 "start 0.5": dict(motion_start=0.5), "free_init 2": dict(free_init=2),
                 "free_init 3": dict(free_init=3), "free_init 3 fast": dict(free_init=3, free_init_fast=True)}
-    generate(models["neon"], motion["base"], case.prompt, **run)  # warm-up
-    seconds = {name: [] for name in settings}
-    for _ in range(args.repeats):
-        for name, extra in settings.items():  # interleaved, so drift of the machine hits every setting alike
-            started = time.perf_counter()
-            generate(models["neon"], motion["base"], case.prompt, **run, **extra)
-            seconds[name].append(time.perf_counter() - started)
-    plain = statistics.median(seconds["plain"])
+    medians = interleaved(settings, lambda **extra: generate(models["neon"], motion["base"], case.prompt, **run,
+                                                             **extra), args.repeats)
+    plain = medians["plain"]
     print(f"motion control on the demo's neon model + module, 8 frames 32x32, DDIM 10 steps, CFG, {args.repeats} "
           f"repeats (medians; baseline: plain, same run)")
-    for name, values in seconds.items():
-        median = statistics.median(values)
+    for name, median in medians.items():
         iterations = settings[name].get("free_init", 1)
         per = f"   x{median / plain / iterations:.2f} per iteration" if iterations > 1 else ""
         print(f"  {name:18s} {median:6.3f} s   x{median / plain:.2f} of plain{per}")

@@ -12,14 +12,13 @@ resolution. Full-size ratios are not measured here.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from timing import interleaved  # noqa: E402  (bench/timing.py)
 
 
 def main() -> None:
@@ -46,18 +45,11 @@ def main() -> None:
     settings = {"plain": {}, "rgb, keyframe 0": dict(sparse_ctrl=ctrls["rgb"], keyframes={0: image}),
                 "rgb, keyframes 0 15": dict(sparse_ctrl=ctrls["rgb"], keyframes={0: image, 15: image}),
                 "scribble, keyframe 0": dict(sparse_ctrl=ctrls["scribble"], keyframes={0: image})}
-    generate(base, mm, "a cat", **run)  # warm-up
-    seconds = {name: [] for name in settings}
-    for _ in range(args.repeats):
-        for name, extra in settings.items():  # interleaved, so drift of the machine hits every setting alike
-            started = time.perf_counter()
-            generate(base, mm, "a cat", **run, **extra)
-            seconds[name].append(time.perf_counter() - started)
-    plain = statistics.median(seconds["plain"])
+    medians = interleaved(settings, lambda **extra: generate(base, mm, "a cat", **run, **extra), args.repeats)
+    plain = medians["plain"]
     print(f"SparseCtrl on the tiny pipeline, 16 frames 64x64, DDIM {steps} steps, CFG, {args.repeats} repeats "
           f"(medians; baseline: plain, same run)")
-    for name, values in seconds.items():
-        median = statistics.median(values)
+    for name, median in medians.items():
         print(f"  {name:22s} {median / steps * 1000:7.1f} ms/step   x{median / plain:.2f} of plain")
 
 

@@ -18,6 +18,7 @@ masks (`Call.window`). Curves interpolate linearly between keyframes and hold th
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
 
@@ -58,7 +59,9 @@ class Curve:
             keyframes[frame] = value
         return cls(tuple(sorted(keyframes.items())))
 
+    @functools.lru_cache(maxsize=8)  # asked at every motion layer of every step: computed once per clip length
     def values(self, frames: int) -> torch.Tensor:
+        """(frames,) float32; shared between calls: index it, do not change it in place."""
         xs = [k for k, _ in self.keyframes]
         ys = [v for _, v in self.keyframes]
         out = []

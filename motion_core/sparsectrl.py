@@ -91,10 +91,8 @@ class SparseCtrl(nn.Module):
     def __init__(self, controlnet: nn.Module, motion: SparseMotion, config: SparseCtrlConfig):
         super().__init__()
         self.controlnet, self.motion, self.config = controlnet, motion, config
-        paths = [f"down_blocks.{i}.motion_modules.{j}" for i in range(len(motion.config.channels))
-                 for j in range(motion.config.layers_per_block)]
         control = MotionControl()
-        for path, point in DiffusersHost.points(controlnet, paths).items():  # active inside frames_context only
+        for path, point in DiffusersHost.points(controlnet, motion_paths(motion.config)).items():  # active inside frames_context only
             DiffusersHost.attach(point, motion.get_submodule(path), control)
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, condition: torch.Tensor,
@@ -120,10 +118,10 @@ class SparseCtrl(nn.Module):
         return list(down), mid
 
 
-def _motion_config(unet_config, heads: int, pe_length: int) -> MotionModuleConfig:
-    return MotionModuleConfig(family="sd15", version="v3", channels=tuple(unet_config.block_out_channels),
-                              layers_per_block=unet_config.layers_per_block, heads=heads, pe_length=pe_length,
-                              attention_blocks=1)
+def motion_config(channels, layers_per_block: int, config: SparseCtrlConfig) -> MotionModuleConfig:
+    """The SparseCtrl motion modules' config: v3-shaped, one temporal self-attention each."""
+    return MotionModuleConfig(family="sd15", version="v3", channels=tuple(channels), layers_per_block=layers_per_block,
+                              heads=config.heads, pe_length=config.pe_length, attention_blocks=1)
 
 
 def build_sparsectrl(unet, config: SparseCtrlConfig, *, load_weights_from_unet: bool = False) -> SparseCtrl:
@@ -138,7 +136,7 @@ def build_sparsectrl(unet, config: SparseCtrlConfig, *, load_weights_from_unet: 
         controlnet.controlnet_cond_embedding = nn.Conv2d(config.condition_channels + 1, channels[0], 3, padding=1)
         nn.init.zeros_(controlnet.controlnet_cond_embedding.weight)
         nn.init.zeros_(controlnet.controlnet_cond_embedding.bias)
-    motion = SparseMotion(_motion_config(unet.config, config.heads, config.pe_length))
+    motion = SparseMotion(motion_config(channels, unet.config.layers_per_block, config))
     return SparseCtrl(controlnet.eval(), motion.eval(), config).to(next(unet.parameters()).dtype)
 
 
@@ -158,16 +156,16 @@ def save_sparsectrl(model: SparseCtrl, path) -> None:
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"heads": str(model.config.heads)}))
 
 
-def load_sparsectrl(source, unet, *, heads: int | None = None) -> SparseCtrl:
-    """A SparseCtrl checkpoint (a file, read safely, or a state dict in the original key layout) for the base
-    diffusers `unet`; a clear error when it is not one or does not fit the base. heads: the motion modules'
-    attention heads (default: the file's metadata, else 8 as in both official files)."""
+def read_sparsectrl(source) -> tuple[dict, int | None]:
+    """(state dict in the official layout, heads from the file's metadata or None) of a SparseCtrl file (read safely)
+    or state dict; a clear error when it is not one."""
     from .formats.files import read_checkpoint
+    heads = None
     if isinstance(source, Mapping):
         sd = {k: v for k, v in source.items() if isinstance(v, torch.Tensor)}
     else:
         raw = read_checkpoint(source)
-        heads = heads or int(raw.metadata.get("heads", 8))
+        heads = int(raw.metadata["heads"]) if "heads" in raw.metadata else None
         sd, nested = dict(raw.state_dict), raw.extras.get("controlnet")
         if not sd and isinstance(nested, Mapping):  # the original's training checkpoints: {"controlnet": {...}}
             sd = {k: v for k, v in nested.items() if isinstance(v, torch.Tensor)}
@@ -175,31 +173,56 @@ def load_sparsectrl(source, unet, *, heads: int | None = None) -> SparseCtrl:
         raise NotAMotionModuleError("this file is not a SparseCtrl ControlNet (no controlnet_cond_embedding.* / "
                                     "controlnet_down_blocks.* keys): use v3_sd15_sparsectrl_rgb.ckpt or "
                                     "v3_sd15_sparsectrl_scribble.ckpt")
-    config = infer_config(sd, heads or 8)
-    levels = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("down_blocks.")), default=-1)
-    width = tuple(sd["conv_in.weight"].shape)[0] if "conv_in.weight" in sd else None
+    return sd, heads
+
+
+def check_fits(sd: Mapping, levels: int, width: int, text_width: int, family: str) -> None:
+    """Refuse a SparseCtrl whose levels, conv_in width or text width differ from the base UNet's, naming both."""
+    found = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("down_blocks.")), default=-1)
+    conv_in = tuple(sd["conv_in.weight"].shape)[0] if "conv_in.weight" in sd else None
     text = sd.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight")
     text = None if text is None else tuple(text.shape)[1]
-    base = (len(unet.config.block_out_channels), unet.config.block_out_channels[0], unet.config.cross_attention_dim)
-    if (levels, width, text) != base:
-        family = "SDXL" if getattr(unet.config, "addition_embed_type", None) == "text_time" else "SD1.5"
-        raise ConfigError(f"this SparseCtrl does not fit the base model: it has {levels} levels, {width} channels at "
-                          f"conv_in and text width {text}; the {family} base UNet has {base[0]}, {base[1]} and "
-                          f"{base[2]}. SparseCtrl exists for SD1.5 models: use an SD1.5 base")
+    if (found, conv_in, text) != (levels, width, text_width):
+        raise ConfigError(f"this SparseCtrl does not fit the base model: it has {found} levels, {conv_in} channels at "
+                          f"conv_in and text width {text}; the {family} base UNet has {levels}, {width} and "
+                          f"{text_width}. SparseCtrl exists for SD1.5 models: use an SD1.5 base")
+
+
+def load_motion(sd: Mapping, motion: SparseMotion, dtype) -> SparseMotion:
+    """`motion` with the SparseCtrl's motion-module weights from its state dict, strict; the position encodings
+    stay the module's own (the original drops the file's too)."""
+    tensors = {k: v.to(dtype) for k, v in sd.items() if ".motion_modules." in k and not k.endswith("pos_encoder.pe")}
+    tensors.update({k: v for k, v in motion.state_dict().items() if k.endswith("pos_encoder.pe")})
+    try:
+        motion.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise UnknownLayoutError(f"the SparseCtrl motion modules do not match: {str(e)[:600]}") from None
+    return motion.to(dtype).eval()
+
+
+def motion_paths(config: MotionModuleConfig) -> list[str]:
+    return [f"down_blocks.{i}.motion_modules.{j}" for i in range(len(config.channels))
+            for j in range(config.layers_per_block)]
+
+
+def load_sparsectrl(source, unet, *, heads: int | None = None) -> SparseCtrl:
+    """A SparseCtrl checkpoint (a file, read safely, or a state dict in the original key layout) for the base
+    diffusers `unet`; a clear error when it is not one or does not fit the base. heads: the motion modules'
+    attention heads (default: the file's metadata, else 8 as in both official files)."""
+    sd, stored = read_sparsectrl(source)
+    config = infer_config(sd, heads or stored or 8)
+    family = "SDXL" if getattr(unet.config, "addition_embed_type", None) == "text_time" else "SD1.5"
+    check_fits(sd, len(unet.config.block_out_channels), unet.config.block_out_channels[0],
+               unet.config.cross_attention_dim, family)
     model = build_sparsectrl(unet, config)
-    motion = {k: v for k, v in sd.items() if ".motion_modules." in k and not k.endswith("pos_encoder.pe")}
-    image = {k: v for k, v in sd.items() if ".motion_modules." not in k}
     dtype = next(model.parameters()).dtype
     try:
-        model.controlnet.load_state_dict({k: v.to(dtype) for k, v in image.items()}, strict=True)
-        missing, unexpected = model.motion.load_state_dict({k: v.to(dtype) for k, v in motion.items()}, strict=False)
+        model.controlnet.load_state_dict({k: v.to(dtype) for k, v in sd.items() if ".motion_modules." not in k},
+                                         strict=True)
     except RuntimeError as e:
         raise UnknownLayoutError(f"the SparseCtrl checkpoint does not fit the model built for it: {str(e)[:600]}") \
             from None
-    missing = [k for k in missing if not k.endswith("pos_encoder.pe")]  # recomputed: the original drops them too
-    if missing or unexpected:
-        raise UnknownLayoutError(f"the SparseCtrl motion modules do not match: missing {missing[:3]}, unexpected "
-                                 f"{unexpected[:3]}")
+    load_motion(sd, model.motion, dtype)
     return model
 
 
@@ -294,4 +317,5 @@ def prepare_keyframes(model: SparseCtrl, base, keyframes: Mapping[int, object], 
 
 __all__ = ["KINDS", "SparseCtrl", "SparseCtrlConfig", "build_sparsectrl", "infer_config", "is_sparsectrl",
            "keyframe_condition", "keyframe_indices", "load_sparsectrl", "original_state_dict", "prepare_keyframes",
-           "save_sparsectrl", "cldm_state_dict"]
+           "save_sparsectrl", "cldm_state_dict", "check_fits", "load_motion", "motion_config", "motion_paths",
+           "read_sparsectrl"]

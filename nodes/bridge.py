@@ -238,10 +238,10 @@ def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, dev
     import comfy.utils
     from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
 
-    from ..motion_core.config import MotionModuleConfig
     from ..motion_core.control import MotionControl
+    from ..motion_core.errors import UnknownLayoutError
     from ..motion_core.hosts.comfy import ComfyHost
-    from ..motion_core.sparsectrl import SparseMotion, cldm_state_dict
+    from ..motion_core.sparsectrl import SparseMotion, cldm_state_dict, load_motion, motion_config, motion_paths
     ops = comfy.ops.disable_weight_init
     cfg = {k: v for k, v in unet_config.items() if k != "out_channels"}
     cfg["in_channels"] = state_dict["conv_in.weight"].shape[1]
@@ -261,25 +261,14 @@ def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, dev
         layers.append(conv(w[-1], width))
         model.input_hint_block = TimestepEmbedSequential(*layers)
     mapped = cldm_state_dict(state_dict, comfy.utils.unet_to_diffusers(unet_config), config)
-    missing, unexpected = model.load_state_dict(mapped, strict=False)
-    if missing or unexpected:
-        from ..motion_core.errors import UnknownLayoutError
-        raise UnknownLayoutError(f"the SparseCtrl does not fit ComfyUI's ControlNet: missing {missing[:3]}, "
-                                 f"unexpected {unexpected[:3]}")
-    channels = tuple(width * m for m in cfg["channel_mult"])
-    motion = SparseMotion(MotionModuleConfig(family="sd15", version="v3", channels=channels,
-                                             layers_per_block=cfg["num_res_blocks"][0], heads=config.heads,
-                                             pe_length=config.pe_length, attention_blocks=1))
-    motion_sd = {k: v for k, v in state_dict.items() if ".motion_modules." in k and not k.endswith("pos_encoder.pe")}
-    missing, unexpected = motion.load_state_dict(motion_sd, strict=False)
-    if [k for k in missing if not k.endswith("pos_encoder.pe")] or unexpected:
-        from ..motion_core.errors import UnknownLayoutError
-        raise UnknownLayoutError(f"the SparseCtrl motion modules do not match: missing {missing[:3]}")
-    motion = motion.to(dtype)
-    paths = [f"down_blocks.{i}.motion_modules.{j}" for i in range(len(channels))
-             for j in range(cfg["num_res_blocks"][0])]
+    try:
+        model.load_state_dict(mapped, strict=True)
+    except RuntimeError as e:
+        raise UnknownLayoutError(f"the SparseCtrl does not fit ComfyUI's ControlNet: {str(e)[:600]}") from None
+    motion = load_motion(state_dict, SparseMotion(motion_config([width * m for m in cfg["channel_mult"]],
+                                                                cfg["num_res_blocks"][0], config)), dtype)
     control = MotionControl()
-    for path, point in ComfyHost.points(model, paths).items():
+    for path, point in ComfyHost.points(model, motion_paths(motion.config)).items():
         ComfyHost.attach(point, motion.get_submodule(path), control)
     model.motion = motion  # registered, so it moves and casts with the ControlNet
     return model.eval()
@@ -381,23 +370,12 @@ def sparsectrl_control_class():
 
 def load_sparsectrl_control(path: str, model):
     """A SparseCtrl file (read safely) as a SparseCtrl control for the MODEL's UNet (its config and dtype)."""
-    from ..motion_core.errors import ConfigError
-    from ..motion_core.formats import read_checkpoint
-    from ..motion_core.sparsectrl import infer_config, is_sparsectrl
-    raw = read_checkpoint(path)
-    sd = dict(raw.state_dict) or {k: v for k, v in (raw.extras.get("controlnet") or {}).items() if hasattr(v, "shape")}
-    if not is_sparsectrl(sd):
-        raise ConfigError(f"{os.path.basename(path)} is not a SparseCtrl file (no controlnet_cond_embedding.* keys): "
-                          "pick v3_sd15_sparsectrl_rgb.ckpt or v3_sd15_sparsectrl_scribble.ckpt")
+    from ..motion_core.sparsectrl import check_fits, infer_config, read_sparsectrl
+    sd, heads = read_sparsectrl(path)
     unet_config = dict(model.model.model_config.unet_config)
-    levels = len(unet_config.get("channel_mult", ()))
-    file_levels = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("down_blocks.")), default=-1)
-    if unet_config.get("adm_in_channels") or levels != file_levels or \
-            sd["conv_in.weight"].shape[0] != unet_config.get("model_channels"):
-        raise ConfigError(f"{os.path.basename(path)} is an SD1.5 SparseCtrl ({file_levels} levels, "
-                          f"{sd['conv_in.weight'].shape[0]} channels) but the model is not SD1.5-shaped ({levels} "
-                          f"levels, {unet_config.get('model_channels')} channels): use an SD1.5 checkpoint")
-    config = infer_config(sd, int(raw.metadata.get("heads", 8)))
+    check_fits(sd, len(unet_config.get("channel_mult", ())), unet_config.get("model_channels"),
+               unet_config.get("context_dim"), "SDXL" if unet_config.get("adm_in_channels") else "SD1.5")
+    config = infer_config(sd, heads or 8)
     dtype = model.model.get_dtype()
     control_model = sparsectrl_controlnet({k: v.to(dtype) for k, v in sd.items()}, config, unet_config, dtype=dtype)
     return sparsectrl_control_class()(control_model, config, load_device=model.load_device,
