@@ -1,13 +1,14 @@
 """`python -m demo train` (`make demo-train`): every demo model, from nothing, on this machine's CPU (or --device).
 
 Stages, each a pure function of the seed (fixed threads, seeded generators), each writing into `--work`:
-  1. base     the text-to-image model on still images of the world: stills of still scenes, and the first frame
+  1. base     the text-to-image model on still images of the world (plain, striped and dotted backgrounds,
+              BASE_STYLES): stills of still scenes, and the first frame
               of moving scenes captioned with their motion word (as a web photo is captioned "a car driving
               left": a snapshot, with the word tied to where things start); it never sees a clip.
   2. neon     a full fine-tune of the base UNet on neon-style stills ("..., neon style"), no video.
   3. checker  a LoRA on the base UNet's attention on checkerboard-background stills, no video.
-  4. motion   a v3 motion module trained on the base's clips of one motion (the object moving right; captioned
-              as still scenes) with the BASE model frozen, through `python -m motion_core train` (the product's
+  4. motion   a v3 motion module trained on the base's clips (its own styles) of one motion (the object moving
+              right; captioned as still scenes) with the BASE model frozen, through `python -m motion_core train` (the product's
               own trainer, in a subprocess).
   5. lora     a MotionLoRA (moving up) on that module, from 200 of the base's clips: `train --lora`.
   6. tuned    for comparison only: the motion module fine-tuned on each personalised model with clips in its
@@ -37,6 +38,9 @@ from . import world
 from .models import FRAMES, SIZE, new_base, save_folder, train_images
 
 SEED = 0
+# the base model's world: half plain backgrounds, a quarter each striped and dotted (textures of its own, so that
+# its motion module learns to leave a texture still while the object moves); neon and checkerboard stay unseen
+BASE_STYLES = ("plain", "plain", "striped", "dotted")
 # (steps, batch, learning rate) per image stage; the times are in demo/weights/MODEL_CARD.md
 BASE = dict(steps=2500, batch=32, lr=1e-3, images=12000)
 NEON = dict(steps=600, batch=32, lr=2e-4, images=2000)
@@ -54,7 +58,7 @@ STYLES = {"neon": "neon", "checker": "checkerboard"}
 _TRAIN_FLAGS = ("steps", "batch", "lr", "timestep_bias", "loss_weighting", "noise_sharing", "warmup")
 
 
-def still_images(n: int, seed: int, style: str = "plain", with_motion: bool = False):
+def still_images(n: int, seed: int, style: str | tuple[str, ...] = "plain", with_motion: bool = False):
     """(n, SIZE, SIZE, 3) uint8 stills and their captions. with_motion: half of them are the first frames of moving
     scenes, captioned with the motion word. (Frames at random times were tried first: the model then learned to
     ignore motion words, its output moved by 5e-4 between "moving left" and "moving right", and a motion module
@@ -92,7 +96,7 @@ def _log(work: Path, stage: str, **values) -> None:
 
 
 def _image_stage(work: Path, name: str, settings: dict, seed: int, parts, *, mode: str, device: str,
-                 style: str = "plain", with_motion: bool = False, desc: str):
+                 style: str | tuple[str, ...] = "plain", with_motion: bool = False, desc: str):
     """Train (unet, text encoder, tokenizer) `parts` on stills of `style`, log the stage as `name`; returns what
     `train_images` returns for `mode` (the trained models, or a LoRA state dict)."""
     started = time.perf_counter()
@@ -110,7 +114,7 @@ def _image_stage(work: Path, name: str, settings: dict, seed: int, parts, *, mod
 
 def stage_base(work: Path, device: str) -> None:
     (unet, text), row = _image_stage(work, "base", BASE, SEED, new_base(work / "init", SEED), mode="base",
-                                     with_motion=True, desc="base", device=device)
+                                     style=BASE_STYLES, with_motion=True, desc="base", device=device)
     atomic_folder(work / "base", lambda tmp: save_folder(tmp, unet, text, tokenizer_from=work / "init" / "tokenizer"))
     _log(work, "base", **row)
 
@@ -137,7 +141,7 @@ def stage_checker(work: Path, device: str) -> None:
     _log(work, "checker", **row)
 
 
-def _train_motion(work: Path, name: str, base: Path, style: str, settings: dict, seed: int, device: str, *,
+def _train_motion(work: Path, name: str, base: Path, style: str | tuple[str, ...], settings: dict, seed: int, device: str, *,
                   start_from: Path | None = None) -> None:
     """Clips of `settings["motion"]` in `style` into work/data_<name> (drawn with `seed`), then the product's
     trainer in a subprocess, seeded by settings["seed"] or `seed` (a MotionLoRA when settings has a rank;
@@ -170,11 +174,11 @@ def _train_motion(work: Path, name: str, base: Path, style: str, settings: dict,
 
 
 def stage_motion(work: Path, device: str) -> None:
-    _train_motion(work, "base", work / "base", "plain", MOTION, SEED + 30, device)
+    _train_motion(work, "base", work / "base", BASE_STYLES, MOTION, SEED + 30, device)
 
 
 def stage_lora(work: Path, device: str) -> None:
-    _train_motion(work, "lora", work / "base", "plain", LORA, SEED + 50, device,
+    _train_motion(work, "lora", work / "base", BASE_STYLES, LORA, SEED + 50, device,
                   start_from=work / "motion_base" / "motion_module.safetensors")
 
 

@@ -15,11 +15,16 @@ Styles (the personalised domains):
   plain         the object's colour on the background's colour;
   neon          a near-black tint of the background, the object dim inside with a bright saturated outline and a
                 blurred glow around it (a visual domain of its own: dark, saturated, haloed);
-  checkerboard  the background is a checkerboard of its colour and a half-as-bright shade (cells of size // 8 px).
+  checkerboard  the background is a checkerboard of its colour and a half-as-bright shade (cells of size // 8 px);
+  striped       diagonal stripes of the background's colour and that shade (period size // 4 px);
+  dotted        a grid of dots of that shade on the background's colour (period size // 4 px).
+The base model draws plain, striped and dotted scenes (textures of its own, so its motion module learns to move
+objects over textured backgrounds and leave the texture still); neon and checkerboard are the personalised models'
+domains, which neither the base nor its motion module ever sees.
 Captions: "a red circle on a blue background", "a red circle moving left on a blue background",
 "a red circle bouncing on ...", "... growing on ...". The personalised domains name themselves so that a prompt can
 ask for them (the usual trigger words of a DreamBooth / LoRA fine-tune): checkerboard -> "on a blue checkerboard
-background", neon -> "..., neon style". The size is not captioned: it is free variation the model must learn.
+background", neon -> "..., neon style"; likewise "on a blue striped background", "on a blue dotted background". The size is not captioned: it is free variation the model must learn.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ BACKGROUNDS = {"gray": (110, 110, 110), "blue": (30, 50, 120), "green": (30, 100
                "brown": (110, 75, 40)}  # checkerboard shade) in some channel, except the same name: never paired
 SIZES = {"small": 0.11, "big": 0.18}  # the shape's half-extent, in image units, at scale 1
 MOTIONS = ("left", "right", "up", "down", "bouncing", "growing")
-STYLES = ("plain", "neon", "checkerboard")
+STYLES = ("plain", "neon", "checkerboard", "striped", "dotted")
+TEXTURES = ("checkerboard", "striped", "dotted")  # styles named in the caption before "background"
 TRAVEL = 0.5  # left / right / up / down: distance the centre moves over the clip (image units)
 BOUNCE = 0.3  # bouncing: height of a hop
 GROW = (0.6, 1.4)  # growing: scale at t = 0 and t = 1
@@ -117,12 +123,20 @@ def _background(scene: Scene, side: int, size: int) -> np.ndarray:
     colour = np.asarray(BACKGROUNDS[scene.background], dtype=np.float32)
     if scene.style == "neon":
         return np.broadcast_to(colour * 0.15, (side, side, 3)).copy()
+    ii = np.arange(side)
     if scene.style == "checkerboard":
         cell = max(1, size // 8) * SUPERSAMPLE  # cells align with output pixels, so the downsampled board is crisp
-        ii = np.arange(side) // cell
-        odd = (ii[:, None] + ii[None, :]) % 2 == 1  # (side, side)
-        return np.where(odd[..., None], colour * 0.5, colour).astype(np.float32)
-    return np.broadcast_to(colour, (side, side, 3)).copy()
+        shade = ((ii[:, None] // cell + ii[None, :] // cell) % 2) == 1  # (side, side)
+    elif scene.style == "striped":
+        period = max(2, size // 4) * SUPERSAMPLE
+        shade = (ii[:, None] + ii[None, :]) % period < period // 2
+    elif scene.style == "dotted":
+        period = max(2, size // 4) * SUPERSAMPLE
+        u = (ii % period - (period - 1) / 2) / period  # offset from the nearest dot centre, in periods
+        shade = u[:, None] ** 2 + u[None, :] ** 2 < 0.25 ** 2
+    else:
+        return np.broadcast_to(colour, (side, side, 3)).copy()
+    return np.where(shade[..., None], colour * 0.5, colour).astype(np.float32)
 
 
 def _neon_colour(rgb) -> np.ndarray:
@@ -172,27 +186,29 @@ def caption(scene: Scene) -> str:
     words = ["a", scene.colour, scene.shape]
     if scene.motion is not None:
         words.append(_MOTION_PHRASE[scene.motion])
-    words += ["on", "a", scene.background] + (["checkerboard"] if scene.style == "checkerboard" else [])
+    words += ["on", "a", scene.background] + ([scene.style] if scene.style in TEXTURES else [])
     text = " ".join(words + ["background"])
     return text + ", neon style" if scene.style == "neon" else text
 
 
 def vocabulary() -> list[str]:
     """Every word a caption can contain (sorted, no punctuation): one token each for a word-level tokenizer."""
-    words = {"a", "on", "background", "checkerboard", "neon", "style", *SHAPES, *COLOURS, *BACKGROUNDS}
+    words = {"a", "on", "background", "neon", "style", *TEXTURES, *SHAPES, *COLOURS, *BACKGROUNDS}
     for phrase in _MOTION_PHRASE.values():
         words.update(phrase.split())
     return sorted(words)
 
 
-def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain",
+def sample_scenes(n: int, seed: int, *, motion: bool, style: str | tuple[str, ...] = "plain",
                   motions: tuple[str, ...] = MOTIONS) -> list[Scene]:
     """n random scenes, a pure function of (n, seed, motion, style, motions); object and background colours always
-    differ in name, and each path stays inside the frame with a margin of 0.02. motions: those drawn when `motion`."""
+    differ in name, and each path stays inside the frame with a margin of 0.02. motions: those drawn when `motion`;
+    style: one style, or a tuple to draw each scene's from (a style named twice is drawn twice as often)."""
     if n < 0:
         raise ConfigError(f"n={n} must be at least 0")
-    if style not in STYLES:
-        raise ConfigError(f"style={style!r} is not one of {STYLES}")
+    styles = (style,) if isinstance(style, str) else tuple(style)
+    if not styles or any(s not in STYLES for s in styles):
+        raise ConfigError(f"style={style!r} is not one of {STYLES} (or a non-empty tuple of them)")
     if not motions or any(m not in MOTIONS for m in motions):
         raise ConfigError(f"motions={motions!r} must be a non-empty tuple of {MOTIONS}")
     rng = np.random.default_rng(seed)
@@ -204,7 +220,8 @@ def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain",
         background = backgrounds[rng.integers(len(backgrounds))]
         size = list(SIZES)[rng.integers(len(SIZES))]
         move = motions[rng.integers(len(motions))] if motion else None
-        probe = Scene(shape, colour, background, size, 0.5, 0.5, move, style)
+        look = styles[rng.integers(len(styles))] if len(styles) > 1 else styles[0]
+        probe = Scene(shape, colour, background, size, 0.5, 0.5, move, look)
         e = extent(probe) + 0.02
         lo = {"x": e, "y": e}
         hi = {"x": 1 - e, "y": 1 - e}
@@ -215,12 +232,12 @@ def sample_scenes(n: int, seed: int, *, motion: bool, style: str = "plain",
         elif move == "bouncing":  # y is the floor: the top of the hop must stay inside
             lo["y"] += BOUNCE
         x, y = (float(np.round(rng.uniform(lo[k], hi[k]), 4)) for k in ("x", "y"))
-        scenes.append(Scene(shape, colour, background, size, x, y, move, style))
+        scenes.append(Scene(shape, colour, background, size, x, y, move, look))
     return scenes
 
 
 def write_dataset(folder: str | Path, n: int, seed: int, *, motion: bool = True, frames: int = 16, size: int = 32,
-                  style: str = "plain", motions: tuple[str, ...] = MOTIONS, motion_words: bool = True) -> Path:
+                  style: str | tuple[str, ...] = "plain", motions: tuple[str, ...] = MOTIONS, motion_words: bool = True) -> Path:
     """Write n samples to `folder` and return it (motions: those drawn; motion_words False: clips are captioned as
     still scenes, "a red circle on a blue background", for a module that learns one motion for every prompt);
     the layout the training CLI reads:
