@@ -110,15 +110,16 @@ how the method works, not for anything else.
 - `base/`: the text-to-image model, a diffusers folder without `vae/`: it denoises RGB pixels directly (pixel
   space; at 32x32 a VAE would only add a model to train). UNet2DConditionModel in SD1.5's 4-level layout
   (channels 32/32/64/64, cross-attention on levels 2-3), a 2-layer CLIP text encoder (width 64)
-  over a word-level tokenizer of the world's 25 words. Trained on stills only; it never saw a clip.
+  over a word-level tokenizer of the world's 27 words. Trained on stills only (plain, striped and dotted
+  backgrounds; never neon or checkerboard); it never saw a clip.
 - `neon/`: "DreamBooth-style" full fine-tune of base's UNet on neon stills (trigger: ", neon style"); no video.
 - `checkerboard_lora.safetensors`: a rank-16 LoRA on base's attention projections (to_q / to_k / to_v / to_out,
   diffusers' peft key layout) trained on stills with checkerboard backgrounds (trigger: "checkerboard
   background"); no video.
 - `motion_module.safetensors`: an AnimateDiff v3 motion module (original key layout) trained by
-  `python -m motion_core train` on 8-frame plain-style clips in which the object moves right, captioned as still
-  scenes, base frozen (`--loss-weighting v --timestep-bias 3 --noise-sharing 0.9`: see `demo/NOTES.md`).
-- `motion_lora_up.safetensors`: a MotionLoRA on that module (`train --lora`), from plain clips moving up.
+  `python -m motion_core train` on 8-frame clips in the base's styles (half plain, a quarter each striped and
+  dotted) in which the object moves right, captioned as still scenes, base frozen (`--loss-weighting v --timestep-bias 3 --noise-sharing 0.9`: see `demo/NOTES.md`).
+- `motion_lora_up.safetensors`: a MotionLoRA on that module (`train --lora`), from clips moving up in the base's styles.
 - `motion_module_neon.safetensors`, `motion_module_checkerboard.safetensors`: the module fine-tuned on each
   personalised model with clips in its own style: the per-model tuning AnimateDiff avoids, for comparison only.
 

@@ -26,7 +26,8 @@ def test_render_is_deterministic_uint8_of_the_asked_size():
 
 @pytest.mark.parametrize("field,value", [("shape", "square"), ("shape", "triangle"), ("shape", "diamond"),
                                          ("colour", "yellow"), ("background", "gray"), ("size", "small"),
-                                         ("x", 0.4), ("y", 0.6), ("style", "neon"), ("style", "checkerboard")])
+                                         ("x", 0.4), ("y", 0.6), ("style", "neon"), ("style", "checkerboard"),
+                                         ("style", "striped"), ("style", "dotted")])
 def test_every_attribute_changes_the_render(field, value):
     other = dataclasses.replace(BASE, **{field: value})
     assert not np.array_equal(render(BASE), render(other))
@@ -103,6 +104,18 @@ def test_sample_scenes_is_deterministic_varied_and_keeps_paths_inside():
         for t in np.linspace(0, 1, 9):
             x, y, _ = pose(s, t)
             assert extent(s) < x < 1 - extent(s) and extent(s) < y < 1 - extent(s), (s, t)
+
+
+def test_a_tuple_of_styles_mixes_them_in_proportion():
+    scenes = sample_scenes(400, 2, motion=True, style=("plain", "plain", "striped", "dotted"), motions=("right",))
+    counts = {style: sum(s.style == style for s in scenes) for style in ("plain", "striped", "dotted")}
+    assert sum(counts.values()) == 400 and 170 < counts["plain"] < 230 and min(counts.values()) > 70, counts
+    assert sample_scenes(5, 2, motion=False, style=("striped",)) == sample_scenes(5, 2, motion=False, style="striped")
+    assert caption(dataclasses.replace(BASE, style="striped")) == "a red circle on a blue striped background"
+    dots = render(dataclasses.replace(BASE, style="dotted", x=0.8, y=0.8))
+    assert len({tuple(p) for p in dots[:8, :8].reshape(-1, 3)}) > 1  # a texture, away from the object
+    with pytest.raises(ConfigError, match="style"):
+        sample_scenes(3, 0, motion=True, style=())
 
 
 def test_bad_input_fails_with_config_error():
