@@ -23,6 +23,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", default=str(WEIGHTS), help=f"demo weights folder (default: the shipped {WEIGHTS})")
     s.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
     s.add_argument("--steps", type=int, default=STEPS, help=f"sampling steps per animation (default {STEPS})")
+    s.add_argument("--workers", type=int, default=2, help="1: one process on torch's threads; 2 (default): one "
+                                                          "process per personalised model, one thread each")
     s = sub.add_parser(
         "train", help="train every demo model from nothing; each finished stage is kept and skipped on a rerun",
         description="Renders the shape world, trains the base text-to-image model, the neon fine-tune, the "
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .run import STEPS, run
             from .ship import WEIGHTS
-            run(getattr(args, "weights", WEIGHTS), getattr(args, "out", "build/demo"), getattr(args, "steps", STEPS))
+            run(getattr(args, "weights", WEIGHTS), getattr(args, "out", "build/demo"), getattr(args, "steps", STEPS),
+                getattr(args, "workers", 2))
     except MotionCoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

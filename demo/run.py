@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from .ship import WEIGHTS, load_models
 MOTION, LORA_MOTION = "right", "up"
 ROWS = {"a": "image", "b": "motion", "c": "tuned", "d": "LoRA"}
 MODEL_STYLES = {"neon": "neon", "checker": "checkerboard"}
-STEPS = 10
+STEPS = 9
 RECIPE = dict(guidance=4.0, scheduler="ddim", noise="constant")  # every row, every prompt
 PROMPTS_PER_MODEL = 12
 OVERVIEW = 3  # prompts per model in overview.png (the README's picture)
@@ -79,9 +79,18 @@ def _stills(model, motion_module, prompts: list[str], seed: int, steps: int) -> 
 
 
 def animate(model, module, case: Case, key: str, steps: int = STEPS):
-    """One animation of `case` for row `key` (module: the row's motion module; strength 0 for row a)."""
-    return generate(model, module, case.prompt, frames=FRAMES, steps=steps, width=SIZE, height=SIZE, seed=case.seed,
-                    context=None, motion_strength=0.0 if key == "a" else 1.0, progress=False, **RECIPE)
+    """One animation of `case` for row `key` (module: the row's motion module; strength 0 for row a). Every row starts
+    from the same noise, one (3, 32, 32) draw from the case's seed given to every frame (RECIPE's constant noise).
+    Row (a), the module off, is then the same image in every frame: it is drawn once and repeated."""
+    noise = torch.randn((1, 3, 1, SIZE, SIZE), generator=torch.Generator().manual_seed(case.seed))
+    frames = 1 if key == "a" else FRAMES
+    animation = generate(model, module, case.prompt, frames=frames, steps=steps, width=SIZE, height=SIZE,
+                         seed=case.seed, context=None, motion_strength=0.0 if key == "a" else 1.0, progress=False,
+                         latents=noise.expand(-1, -1, frames, -1, -1).contiguous(), **RECIPE)
+    settings = {**animation.settings, "frames": FRAMES, "starting_noise": "torch.randn((1, 3, 1, 32, 32)) from the "
+                "seed's torch.Generator, the same for every frame"}
+    return replace(animation, frames=animation.frames.expand(FRAMES, -1, -1, -1),
+                   latents=animation.latents.expand(-1, -1, FRAMES, -1, -1), settings=settings)
 
 
 def displacement(row: dict, motion: str) -> float:
@@ -97,9 +106,10 @@ def _save(frames: np.ndarray, folder: Path, slug: str, settings: dict) -> None:
 
 
 def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, scale: int = 3, label_width: int = 230,
-                  labels_above: bool = False) -> Path:
+                  labels_above: bool = False, optimize: bool = False) -> Path:
     """A PNG: one row per (label, [clip (f, h, w, 3) in [0, 1], ...]): each clip's frames side by side, clips
-    separated by a gap, scaled `scale`x (nearest); each label left of its row, or above it."""
+    separated by a gap, scaled `scale`x (nearest); each label left of its row, or above it;
+    optimize: PNG optimisation (smaller, several seconds slower)."""
     from PIL import Image, ImageDraw
     pad, gap, above = 1, 10, 14 if labels_above else 0
     cell = SIZE * scale
@@ -117,7 +127,7 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, scale: i
                 image = Image.fromarray(np.rint(frame * 255).astype(np.uint8)).resize((cell, cell), Image.NEAREST)
                 sheet.paste(image, (x + i * (cell + pad), y))
             x += width
-    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=optimize))
     return path
 
 
@@ -125,7 +135,15 @@ def evaluate(models, motion, case_list=None, *, rows: str = "abcd", steps: int =
              progress: bool = True, domain: bool = True) -> list[dict]:
     """Generate the `rows` for every case; returns one metrics row per animation (and writes files when `out`).
     domain False: no domain score (it samples 32 reference stills per model)."""
-    case_list = cases() if case_list is None else case_list
+    results, clips = _animate_cases(models, motion, cases() if case_list is None else case_list, rows, steps, out,
+                                    progress, domain)
+    if out is not None:
+        _sheets(clips, rows, out)
+    return results
+
+
+def _animate_cases(models, motion, case_list, rows, steps, out, progress, domain):
+    """(metrics rows, {(case, row key): frames}) for `case_list`; GIF + MP4 files into `out` when given."""
     refs = {name: (_stills(models[name], motion["base"], still_prompts(style), 7, steps),
                    _stills(models["base"], motion["base"], still_prompts("plain"), 7, steps))
             for name, style in MODEL_STYLES.items() if domain and any(c.model == name for c in case_list)}
@@ -148,18 +166,30 @@ def evaluate(models, motion, case_list=None, *, rows: str = "abcd", steps: int =
                 _save(frames, out / MODEL_STYLES[case.model] / ROWS[key], case.slug, animation.settings)
         if progress:
             print(f"  {i + 1}/{len(case_list)}: {case.model}: {case.prompt}", flush=True)
-    if out is not None:
-        for name, style in MODEL_STYLES.items():
-            sheet = [(f"{c.prompt.replace(' on ', chr(10) + 'on ')}\n" + "  ".join(f"({k})" for k in rows),
-                      [clips[c, k] for k in rows]) for c in case_list if c.model == name]
-            if sheet:
-                contact_sheet(sheet, out / f"contact_{style}.png")
-        picked = [k for k in "abd" if k in rows]  # the README's picture: the first OVERVIEW prompts of each model
-        sheet = [(f"{MODEL_STYLES[c.model]}, seed {c.seed}:\n" + "   ".join(f"({k}) {ROWS[k]}" for k in picked),
-                  [clips[c, k] for k in picked])
-                 for name in MODEL_STYLES for c in [c for c in case_list if c.model == name][:OVERVIEW]]
-        contact_sheet(sheet, out / "overview.png", scale=2, label_width=0, labels_above=True)
-    return results
+    return results, clips
+
+
+def _sheets(clips: dict, rows: str, out: Path) -> None:
+    """contact_<style>.png per model (every prompt, every row) and overview.png (the README's picture)."""
+    case_list = list(dict.fromkeys(case for case, _ in clips))
+    for name, style in MODEL_STYLES.items():
+        sheet = [(f"{c.prompt.replace(' on ', chr(10) + 'on ')}\n" + "  ".join(f"({k})" for k in rows),
+                  [clips[c, k] for k in rows]) for c in case_list if c.model == name]
+        if sheet:
+            contact_sheet(sheet, out / f"contact_{style}.png")
+    picked = [k for k in "abd" if k in rows]  # the README's picture: the first OVERVIEW prompts of each model
+    sheet = [(f"{MODEL_STYLES[c.model]}, seed {c.seed}:\n" + "   ".join(f"({k}) {ROWS[k]}" for k in picked),
+              [clips[c, k] for k in picked])
+             for name in MODEL_STYLES for c in [c for c in case_list if c.model == name][:OVERVIEW]]
+    contact_sheet(sheet, out / "overview.png", scale=2, label_width=0, labels_above=True, optimize=True)
+
+
+def _one_model(weights, model: str, rows: str, steps: int, out: Path):
+    """A worker process's part of `run`: every case of `model`, on one thread."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    models, motion = load_models(weights)
+    return _animate_cases(models, motion, [c for c in cases() if c.model == model], rows, steps, out, True, True)
 
 
 def summary(results: list[dict]) -> list[dict]:
@@ -178,17 +208,30 @@ def summary(results: list[dict]) -> list[dict]:
     return out
 
 
-def run(weights: str | Path = WEIGHTS, out: str | Path = "build/demo", steps: int = STEPS) -> list[dict]:
+def run(weights: str | Path = WEIGHTS, out: str | Path = "build/demo", steps: int = STEPS,
+        workers: int = 2) -> list[dict]:
+    """The demo: every row of every case, files and tables into `out`. workers: 1 runs in this process (torch's
+    threads); more runs each personalised model in a process of its own on one thread."""
     if steps < 1:
         raise ConfigError(f"steps={steps} must be at least 1")
+    if workers < 1:
+        raise ConfigError(f"workers={workers} must be at least 1")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     started = time.perf_counter()
-    torch.manual_seed(0)
-    models, motion = load_models(weights)
     out = Path(out)
-    found = cases()
-    print(f"demo: {len(found)} prompts x rows (a) image / (b) motion / (c) tuned / (d) LoRA, {FRAMES} frames, "
-          f"{steps} DDIM steps, constant starting noise, into {out}", flush=True)
-    results = evaluate(models, motion, found, steps=steps, out=out)
+    rows = "".join(ROWS)
+    print(f"demo: {len(cases())} prompts x rows (a) image / (b) motion / (c) tuned / (d) LoRA, {FRAMES} frames, "
+          f"{steps} DDIM steps, constant starting noise, {workers} worker process(es), into {out}", flush=True)
+    if workers == 1:
+        torch.manual_seed(0)
+        models, motion = load_models(weights)
+        parts = [_animate_cases(models, motion, cases(), rows, steps, out, True, True)]
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(_one_model, *zip(*[(weights, name, rows, steps, out) for name in MODEL_STYLES])))
+    results = [r for part, _ in parts for r in part]
+    _sheets({k: v for _, clips in parts for k, v in clips.items()}, rows, out)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
     print(metrics.table([{k: r[k] for k in ("model", "row", "prompt", "direction", MOTION, LORA_MOTION, "flicker",
                                              "domain", "shape_iou")} for r in results]))
