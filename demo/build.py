@@ -8,8 +8,8 @@ Stages, each a pure function of the seed (fixed threads, seeded generators), eac
   2. neon     a full fine-tune of the base UNet on neon-style stills ("..., neon style"), no video.
   3. checker  a LoRA on the base UNet's attention on checkerboard-background stills, no video.
   4. motion   a v3 motion module trained on the base's clips (its own styles) of one motion (the object moving
-              right; captioned as still scenes) with the BASE model frozen, through `python -m motion_core train` (the product's
-              own trainer, in a subprocess).
+              right; captioned as still scenes) with the BASE model frozen, through `python -m motion_core train`
+              (the product's own trainer, in a subprocess).
   5. lora     a MotionLoRA (moving up) on that module, from 200 of the base's clips: `train --lora`.
   6. tuned    for comparison only: the motion module fine-tuned on each personalised model with clips in its
               own style, the per-model tuning AnimateDiff avoids.
@@ -141,8 +141,8 @@ def stage_checker(work: Path, device: str) -> None:
     _log(work, "checker", **row)
 
 
-def _train_motion(work: Path, name: str, base: Path, style: str | tuple[str, ...], settings: dict, seed: int, device: str, *,
-                  start_from: Path | None = None) -> None:
+def _train_motion(work: Path, name: str, base: Path, style: str | tuple[str, ...], settings: dict, seed: int,
+                  device: str, *, start_from: Path | None = None) -> None:
     """Clips of `settings["motion"]` in `style` into work/data_<name> (drawn with `seed`), then the product's
     trainer in a subprocess, seeded by settings["seed"] or `seed` (a MotionLoRA when settings has a rank;
     fine-tuning `start_from` when given)."""

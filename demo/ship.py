@@ -118,7 +118,8 @@ how the method works, not for anything else.
   background"); no video.
 - `motion_module.safetensors`: an AnimateDiff v3 motion module (original key layout) trained by
   `python -m motion_core train` on 8-frame clips in the base's styles (half plain, a quarter each striped and
-  dotted) in which the object moves right, captioned as still scenes, base frozen (`--loss-weighting v --timestep-bias 3 --noise-sharing 0.9`: see `demo/NOTES.md`).
+  dotted) in which the object moves right, captioned as still scenes, base frozen (`--loss-weighting v
+  --timestep-bias 3 --noise-sharing 0.9`: see `demo/NOTES.md`).
 - `motion_lora_up.safetensors`: a MotionLoRA on that module (`train --lora`), from clips moving up in the base's styles.
 - `motion_module_neon.safetensors`, `motion_module_checkerboard.safetensors`: the module fine-tuned on each
   personalised model with clips in its own style: the per-model tuning AnimateDiff avoids, for comparison only.

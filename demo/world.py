@@ -24,7 +24,8 @@ domains, which neither the base nor its motion module ever sees.
 Captions: "a red circle on a blue background", "a red circle moving left on a blue background",
 "a red circle bouncing on ...", "... growing on ...". The personalised domains name themselves so that a prompt can
 ask for them (the usual trigger words of a DreamBooth / LoRA fine-tune): checkerboard -> "on a blue checkerboard
-background", neon -> "..., neon style"; likewise "on a blue striped background", "on a blue dotted background". The size is not captioned: it is free variation the model must learn.
+background", neon -> "..., neon style"; likewise "on a blue striped background", "on a blue dotted background".
+The size is not captioned: it is free variation the model must learn.
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ def sample_scenes(n: int, seed: int, *, motion: bool, style: str | tuple[str, ..
 
 
 def write_dataset(folder: str | Path, n: int, seed: int, *, motion: bool = True, frames: int = 16, size: int = 32,
-                  style: str | tuple[str, ...] = "plain", motions: tuple[str, ...] = MOTIONS, motion_words: bool = True) -> Path:
+                  style: str | tuple[str, ...] = "plain", motions: tuple[str, ...] = MOTIONS,
+                  motion_words: bool = True) -> Path:
     """Write n samples to `folder` and return it (motions: those drawn; motion_words False: clips are captioned as
     still scenes, "a red circle on a blue background", for a module that learns one motion for every prompt);
     the layout the training CLI reads:
