@@ -184,12 +184,14 @@ def _sheets(clips: dict, rows: str, out: Path) -> None:
     contact_sheet(sheet, out / "overview.png", scale=2, label_width=0, labels_above=True, optimize=True)
 
 
-def _one_model(weights, model: str, rows: str, steps: int, out: Path):
-    """A worker process's part of `run`: every case of `model`, on one thread."""
-    torch.set_num_threads(1)
+def _part(weights, model: str | None, rows: str, steps: int, out: Path, threads: int | None = 1):
+    """A part of `run`: every case of `model` (None: of every model) on `threads` (None: torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     models, motion = load_models(weights)
-    return _animate_cases(models, motion, [c for c in cases() if c.model == model], rows, steps, out, True, True)
+    return _animate_cases(models, motion, [c for c in cases() if model in (None, c.model)], rows, steps, out, True,
+                          True)
 
 
 def summary(results: list[dict]) -> list[dict]:
@@ -224,12 +226,10 @@ def run(weights: str | Path = WEIGHTS, out: str | Path = "build/demo", steps: in
     print(f"demo: {len(cases())} prompts x rows (a) image / (b) motion / (c) tuned / (d) LoRA, {FRAMES} frames, "
           f"{steps} DDIM steps, constant starting noise, {workers} worker process(es), into {out}", flush=True)
     if workers == 1:
-        torch.manual_seed(0)
-        models, motion = load_models(weights)
-        parts = [_animate_cases(models, motion, cases(), rows, steps, out, True, True)]
+        parts = [_part(weights, None, rows, steps, out, threads=None)]
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = list(pool.map(_one_model, *zip(*[(weights, name, rows, steps, out) for name in MODEL_STYLES])))
+            parts = list(pool.map(_part, *zip(*[(weights, name, rows, steps, out) for name in MODEL_STYLES])))
     results = [r for part, _ in parts for r in part]
     _sheets({k: v for _, clips in parts for k, v in clips.items()}, rows, out)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
