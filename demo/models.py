@@ -9,8 +9,9 @@ The text encoder is a 2-layer CLIP over a word-level tokenizer of the world's vo
 Training (`train_images`): epsilon prediction on AnimateDiff's betas (linspace(0.00085, 0.012, 1000), the schedule
 the motion module trains and samples on), AdamW, 10% empty captions (for classifier-free guidance), and an
 exponential moving average of the weights, which is what gets saved. Three modes: the base (UNet and text encoder
-from scratch), a full fine-tune (the UNet only, "DreamBooth-style"), and a LoRA on the UNet's attention projections
-(saved in diffusers' peft key layout, which `motion_core.formats.lora.load_image_lora` reads).
+from scratch), a full fine-tune (the UNet only, "DreamBooth-style"), and a LoRA on the UNet's attention projections,
+self- and / or cross-attention (saved in diffusers' peft key layout, which `motion_core.formats.lora.load_image_lora`
+reads).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ UNET = dict(sample_size=SIZE, in_channels=3, out_channels=3, block_out_channels=
 TEXT = dict(hidden_size=TEXT_DIM, intermediate_size=4 * TEXT_DIM, num_hidden_layers=2, num_attention_heads=4,
             max_position_embeddings=MAX_TOKENS, projection_dim=TEXT_DIM)
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+ATTENTIONS = ("attn1", "attn2")  # a transformer block's self-attention and cross-attention
 
 
 def new_base(folder: str | Path, seed: int):
@@ -84,12 +86,18 @@ def save_folder(folder: str | Path, unet, text_encoder, *, dtype: torch.dtype = 
     return folder
 
 
-def attention_linears(unet) -> dict[str, torch.nn.Linear]:
-    """{name: Linear} of every attention projection (LORA_TARGETS) of a diffusers UNet, in registration order."""
+def attention_linears(unet, attentions: tuple[str, ...] = ATTENTIONS) -> dict[str, torch.nn.Linear]:
+    """{name: Linear} of the attention projections (LORA_TARGETS) of a diffusers UNet's transformer blocks, in
+    registration order. attentions: which of them, "attn1" (self-attention) and / or "attn2" (cross-attention to
+    the text)."""
+    unknown = set(attentions) - set(ATTENTIONS)
+    if unknown or not attentions:
+        raise ConfigError(f"attentions={attentions!r}: each one must be one of {ATTENTIONS}")
     linears = {name: m for name, m in unet.named_modules()
-               if isinstance(m, torch.nn.Linear) and any(name.endswith("." + t) for t in LORA_TARGETS)}
+               if isinstance(m, torch.nn.Linear) and any(name.endswith("." + t) for t in LORA_TARGETS)
+               and any(f".{a}." in name for a in attentions)}
     if not linears:
-        raise ConfigError("the UNet has no attention projections to put a LoRA on")
+        raise ConfigError(f"the UNet has no {'/'.join(attentions)} projections to put a LoRA on")
     return linears
 
 
@@ -103,11 +111,12 @@ def peft_state_dict(loras) -> dict[str, torch.Tensor]:
 
 
 def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: list[str], *, steps: int, batch: int,
-                 lr: float, seed: int, mode: str = "base", lora_rank: int = 16, ema: float = 0.999,
+                 lr: float, seed: int, mode: str = "base", lora_rank: int = 16,
+                 lora_attentions: tuple[str, ...] = ATTENTIONS, ema: float = 0.999,
                  caption_dropout: float = 0.1, warmup: int = 100, desc: str = "training", device: str = "cpu",
                  resume: Path | None = None, save_every: int = 200):
     """Train on (n, SIZE, SIZE, 3) uint8 `images` with their `captions`. mode: "base" (UNet and text encoder),
-    "finetune" (the UNet), "lora" (a LoRA on the UNet's attention projections). Returns the EMA copies
+    "finetune" (the UNet), "lora" (a LoRA on the projections of the UNet's `lora_attentions`). Returns the EMA copies
     (unet, text_encoder) for base / finetune, or the LoRA state dict for lora; the losses per step as a list; the
     seconds spent training (over every sitting of a resumed run).
     resume: a file for the run's state (weights, EMA, optimizer, generator, losses), written atomically every
@@ -125,7 +134,7 @@ def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: li
     empty = len(captions)
     unet.requires_grad_(mode == "finetune" or mode == "base").train()
     text_encoder.requires_grad_(mode == "base").train(mode == "base")
-    linears = attention_linears(unet) if mode == "lora" else {}
+    linears = attention_linears(unet, tuple(lora_attentions)) if mode == "lora" else {}
     loras = parametrize_loras(linears, lora_rank, seed)  # motion_core's LoRA, on the image UNet's attention
     params = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)

@@ -3,7 +3,7 @@
 Layout (fp16 safetensors; the models compute in fp32 after loading):
   base/                          the text-to-image model: diffusers folder without vae/ (pixel space)
   neon/                          the neon personalised model: a full fine-tune of base's UNet (same text encoder)
-  checkerboard_lora.safetensors  the checkerboard personalised model: a LoRA on base's attention (peft keys)
+  checkerboard_lora.safetensors  the checkerboard personalised model: a LoRA on base's cross-attention (peft keys)
   motion_module.safetensors      v3 motion module trained on plain clips moving right, base frozen (original layout)
   motion_lora_up.safetensors     a MotionLoRA (moving up) on it (original MotionLoRA layout)
   motion_module_neon.safetensors, motion_module_checkerboard.safetensors
@@ -113,9 +113,9 @@ how the method works, not for anything else.
   over a word-level tokenizer of the world's 27 words. Trained on stills only (plain, striped and dotted
   backgrounds; never neon or checkerboard); it never saw a clip.
 - `neon/`: "DreamBooth-style" full fine-tune of base's UNet on neon stills (trigger: ", neon style"); no video.
-- `checkerboard_lora.safetensors`: a rank-16 LoRA on base's attention projections (to_q / to_k / to_v / to_out,
-  diffusers' peft key layout) trained on stills with checkerboard backgrounds (trigger: "checkerboard
-  background"); no video.
+- `checkerboard_lora.safetensors`: a rank-16 LoRA on base's cross-attention projections (attn2's to_q / to_k /
+  to_v / to_out, diffusers' peft key layout) trained on stills with checkerboard backgrounds (trigger:
+  "checkerboard background"); no video.
 - `motion_module.safetensors`: an AnimateDiff v3 motion module (original key layout) trained by
   `python -m motion_core train` on 8-frame clips in the base's styles (half plain, a quarter each striped and
   dotted) in which the object moves right, captioned as still scenes, base frozen (`--loss-weighting v

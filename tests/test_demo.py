@@ -101,7 +101,7 @@ def test_tokenizer_makes_one_token_per_word(tmp_path):
 def _tiny_stages(monkeypatch):
     monkeypatch.setattr(build, "BASE", dict(steps=3, batch=4, lr=1e-3, images=16))
     monkeypatch.setattr(build, "NEON", dict(steps=2, batch=4, lr=1e-4, images=8))
-    monkeypatch.setattr(build, "CHECKER", dict(steps=2, batch=4, lr=1e-3, images=8, rank=4))
+    monkeypatch.setattr(build, "CHECKER", dict(build.CHECKER, steps=2, batch=4, images=8, rank=4))
     tiny = dict(clips=2, steps=2, batch=1, lr=1e-4, timestep_bias=3.0, loss_weighting="v", noise_sharing=0.9, warmup=1)
     monkeypatch.setattr(build, "MOTION", dict(tiny, motion="right"))
     monkeypatch.setattr(build, "LORA", dict(tiny, motion="up", rank=2))
@@ -121,10 +121,11 @@ def test_demo_train_stages_run_end_to_end_and_a_rerun_skips_them(tmp_path, monke
     assert set(motion) == {"base", "neon", "checker", "lora"}
     assert models["base"].vae is None and models["base"].scale_factor == 1
     assert all(m.unet.dtype == torch.float32 for m in models.values())
-    # the LoRA changes only the checkerboard model's attention, and the neon fine-tune changes its UNet
+    # the LoRA changes only the checkerboard model's cross-attention (build.CHECKER's attentions)
     base_sd, checker_sd = models["base"].unet.state_dict(), models["checker"].unet.state_dict()
     changed = [k for k in base_sd if not torch.equal(base_sd[k], checker_sd[k])]
-    assert changed and all(".to_" in k for k in changed)
+    assert build.CHECKER["attentions"] == ("attn2",)
+    assert len(changed) == 4 * 7 and all(".attn2.to_" in k for k in changed), changed  # 7 transformer blocks
     case = run.cases()[0]
     rows = run.evaluate(models, motion, [case], steps=2, out=tmp_path / "demo", progress=False)
     assert [r["row"] for r in rows] == ["(a) image", "(b) motion", "(c) tuned", "(d) LoRA"]
@@ -151,3 +152,16 @@ def test_image_training_resumed_makes_the_same_model(tmp_path):
     (a, losses_a), (b, losses_b) = finals
     assert losses_a == losses_b and len(losses_a) == 4
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_attentions_pick_self_or_cross_attention():
+    from demo.models import UNET, attention_linears
+    from motion_core.errors import ConfigError
+    diffusers = pytest.importorskip("diffusers")
+    unet = diffusers.UNet2DConditionModel(**UNET)
+    both, cross, own = (attention_linears(unet, a) for a in (("attn1", "attn2"), ("attn2",), ("attn1",)))
+    assert len(cross) == len(own) == 4 * 7 and set(cross) | set(own) == set(both)  # q, k, v, out in 7 blocks
+    assert all(".attn2." in k for k in cross) and all(".attn1." in k for k in own)
+    for bad in ((), ("attn3",)):
+        with pytest.raises(ConfigError, match="attentions="):
+            attention_linears(unet, bad)
