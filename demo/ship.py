@@ -46,8 +46,9 @@ def _copy_folder(src: Path, dst: Path, dtype: torch.dtype) -> None:
 
 def ship(work: Path, out: Path, dtype: torch.dtype = torch.float16) -> Path:
     """Copy the trained models from `work` into `out` (replaced atomically), in `dtype`, with demo.json and the card."""
-    from .build import logged
-    latest = logged(work)
+    from .build import STAGE_ROWS, logged
+    order = [row for rows in STAGE_ROWS.values() for row in rows]  # a stage rerun later is still listed in its place
+    latest = dict(sorted(logged(work).items(), key=lambda item: order.index(item[0]) if item[0] in order else 99))
 
     def write(tmp: Path) -> None:
         for name in ("base", "neon"):
