@@ -1,6 +1,6 @@
 """ComfyUI nodes over motion_core (classic node API, `MC_` ids, category root `motion_core`).
 
-Node definitions import nothing from ComfyUI; `bridge/` is the one package that does, at run time."""
+Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time."""
 
 from . import bridge, routes
 from .context import ContextOptionsNode, FreeInitOptionsNode

@@ -1,6 +1,6 @@
 """Run inside ComfyUI's Python (see test_comfy_sparsectrl.py): the SparseCtrl built on ComfyUI's own cldm ControlNet
-(sparsectrl_controlnet, nodes/bridge/sparsectrl.py) against the residuals recorded from the original
-SparseControlNetModel (tests/fixtures/tiny_sparsectrl_*.safetensors). Prints one JSON object of findings."""
+(nodes/bridge.sparsectrl_controlnet) against the residuals recorded from the original SparseControlNetModel
+(tests/fixtures/tiny_sparsectrl_*.safetensors). Prints one JSON object of findings."""
 
 import importlib.util
 import json
