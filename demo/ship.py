@@ -47,8 +47,8 @@ def _copy_folder(src: Path, dst: Path, dtype: torch.dtype) -> None:
 def ship(work: Path, out: Path, dtype: torch.dtype = torch.float16) -> Path:
     """Copy the trained models from `work` into `out` (replaced atomically), in `dtype`, with demo.json and the card."""
     from .build import STAGE_ROWS, logged
-    order = [row for rows in STAGE_ROWS.values() for row in rows]  # a stage rerun later is still listed in its place
-    latest = dict(sorted(logged(work).items(), key=lambda item: order.index(item[0]) if item[0] in order else 99))
+    rows = logged(work)  # listed in build order, also a stage rerun in a later sitting
+    latest = {row: rows[row] for stage_rows in STAGE_ROWS.values() for row in stage_rows if row in rows}
 
     def write(tmp: Path) -> None:
         for name in ("base", "neon"):
