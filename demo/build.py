@@ -35,7 +35,7 @@ from motion_core.errors import ConfigError
 from motion_core.formats.files import atomic_folder
 
 from . import world
-from .models import ATTENTIONS, FRAMES, SIZE, new_base, save_folder, train_images
+from .models import FRAMES, SIZE, new_base, save_folder, train_images
 
 SEED = 0
 # the base model's world: half plain backgrounds, a quarter each striped and dotted (textures of its own, so that
@@ -105,11 +105,10 @@ def _image_stage(work: Path, name: str, settings: dict, seed: int, parts, *, mod
     images, captions = still_images(settings["images"], seed, style=style, with_motion=with_motion)
     unet, text, tokenizer = parts
     resume = work / f"{name}.resume.pt"
+    lora = {f"lora_{key}": settings[key] for key in ("rank", "attentions") if key in settings}  # else its defaults
     result, losses, seconds = train_images(unet, text, tokenizer, images, captions, steps=settings["steps"],
                                            batch=settings["batch"], lr=settings["lr"], seed=seed, mode=mode,
-                                           lora_rank=settings.get("rank", 16),
-                                           lora_attentions=settings.get("attentions", ATTENTIONS), desc=desc,
-                                           device=device, resume=resume)
+                                           desc=desc, device=device, resume=resume, **lora)
     return result, dict(seconds=round(seconds, 1), wall_seconds_this_run=round(time.perf_counter() - started, 1),
                         device=device, loss_first=float(np.mean(losses[:100])),
                         loss_last=float(np.mean(losses[-100:])), **settings)

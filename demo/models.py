@@ -134,7 +134,7 @@ def train_images(unet, text_encoder, tokenizer, images: np.ndarray, captions: li
     empty = len(captions)
     unet.requires_grad_(mode == "finetune" or mode == "base").train()
     text_encoder.requires_grad_(mode == "base").train(mode == "base")
-    linears = attention_linears(unet, tuple(lora_attentions)) if mode == "lora" else {}
+    linears = attention_linears(unet, lora_attentions) if mode == "lora" else {}
     loras = parametrize_loras(linears, lora_rank, seed)  # motion_core's LoRA, on the image UNet's attention
     params = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
