@@ -104,6 +104,14 @@ def test_lr_schedule_and_betas():
     assert [lr_at(s, config) for s in range(6)] == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4, 1e-4, 1e-4])
     assert lr_at(0, TrainConfig()) == 1e-4
     diffusers = pytest.importorskip("diffusers")
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    cosine = TrainConfig(lr=1e-4, warmup=4, steps=20, lr_schedule="cosine")
+    reference = get_cosine_schedule_with_warmup(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-4), 4, 20)
+    assert [lr_at(s, cosine) for s in range(4, 20)] == pytest.approx([1e-4 * reference.lr_lambdas[0](s)
+                                                                     for s in range(4, 20)], rel=1e-12)
+    assert lr_at(4, cosine) == 1e-4 and 0 < lr_at(19, cosine) < 1e-6 and lr_at(3, cosine) == 1e-4  # warm-up as before
+    with pytest.raises(ConfigError, match="lr_schedule='linear' is not one of"):
+        TrainConfig(lr_schedule="linear")
     ddpm = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear")
     assert torch.equal(alphas_cumprod(TrainConfig()), ddpm.alphas_cumprod)
     sd = diffusers.DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")

@@ -21,7 +21,9 @@ pytest.importorskip("diffusers", reason="diffusers provides the host UNet2DCondi
 from train_helpers import tiny_unet, write_clips  # noqa: E402
 
 from motion_core import load_motion_module, save_motion_module  # noqa: E402
-from motion_core.train import new_motion_module, read_resume  # noqa: E402
+from motion_core.errors import ConfigError  # noqa: E402
+from motion_core.train import TrainConfig, new_motion_module, read_resume  # noqa: E402
+from motion_core.train.checkpoint import check_resumable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).parent / "train_worker.py"
@@ -114,3 +116,15 @@ def test_bf16_mixed_precision_trains_an_fp32_module(data, tmp_path):
     assert all(v.dtype == torch.float32 for v in weights.values())
     assert any(v.any() for k, v in weights.items() if ".proj_out." in k)  # it trained
     assert read_resume(tmp_path / "resume.pt")["optimizer"]["state"][0]["exp_avg"].dtype == torch.float32
+
+
+def test_a_cosine_run_resumes_only_with_its_steps():
+    """The cosine decay is laid over the whole run: resumed with other --steps it would make other updates."""
+    state = {"config": TrainConfig(steps=10, lr_schedule="cosine").to_json(), "world_size": 1, "step": 5}
+    check_resumable(state, TrainConfig(steps=10, lr_schedule="cosine"), 1, Path("resume.pt"))
+    with pytest.raises(ConfigError, match=r"steps=10 with the cosine schedule \(now 20\)"):
+        check_resumable(state, TrainConfig(steps=20, lr_schedule="cosine"), 1, Path("resume.pt"))
+    with pytest.raises(ConfigError, match=r"lr_schedule='cosine' \(now 'constant'\)"):
+        check_resumable(state, TrainConfig(steps=10), 1, Path("resume.pt"))
+    constant = {**state, "config": TrainConfig(steps=10).to_json()}
+    check_resumable(constant, TrainConfig(steps=20), 1, Path("resume.pt"))  # a constant run may go on longer

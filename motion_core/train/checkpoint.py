@@ -96,6 +96,8 @@ def check_resumable(state: dict, config: TrainConfig, world_size: int, path: Pat
     saved = TrainConfig.from_json(state["config"])
     changed = [f"{k}={getattr(saved, k)!r} (now {getattr(config, k)!r})" for k in RESUME_INVARIANTS
                if getattr(saved, k) != getattr(config, k)]
+    if config.lr_schedule == "cosine" and saved.steps != config.steps:  # the decay is laid over the whole run
+        changed.append(f"steps={saved.steps} with the cosine schedule (now {config.steps})")
     if state["world_size"] != world_size:
         changed.append(f"processes={state['world_size']} (now {world_size})")
     if changed:

@@ -9,7 +9,7 @@ import argparse
 
 from ..config import VERSION_DEFAULTS
 from ..errors import ConfigError
-from .config import LOSS_WEIGHTINGS, MIXED_PRECISION
+from .config import LOSS_WEIGHTINGS, LR_SCHEDULES, MIXED_PRECISION
 
 
 def add_parser(sub) -> None:
@@ -51,6 +51,9 @@ def add_parser(sub) -> None:
                    help="share of the noise common to a clip's frames, in [0, 1] (default 0: independent per frame, "
                         "as AnimateDiff); train with it when you sample from shared noise (--noise constant)")
     s.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up (default 0)")
+    s.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                   help="after warm-up: constant (the default), or cosine decay from --lr towards 0 at --steps (a "
+                        "resumed cosine run keeps its --steps)")
     s.add_argument("--save-every", type=int, default=100, help="steps between checkpoints (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     s.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="auto",
@@ -74,7 +77,8 @@ def run(args) -> None:
     if args.lora is not None and not args.motion_module:
         raise ConfigError("--lora trains a MotionLoRA on an existing motion module: add --motion-module FILE")
     config = TrainConfig(frames=args.frames, stride=args.stride, size=args.size, steps=args.steps, batch=args.batch,
-                         grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup, save_every=args.save_every,
+                         grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup,
+                         lr_schedule=args.lr_schedule, save_every=args.save_every,
                          seed=args.seed, flip=args.flip, timestep_bias=args.timestep_bias,
                          loss_weighting=args.loss_weighting, noise_sharing=args.noise_sharing,
                          mixed_precision=args.mixed_precision, lora_rank=args.lora,

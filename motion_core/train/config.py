@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,7 @@ from ..errors import ConfigError
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 BETA_SCHEDULES = ("linear", "scaled_linear")
 LOSS_WEIGHTINGS = ("epsilon", "v")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class TrainConfig:
     grad_accum: int = 1  # micro steps accumulated per optimizer step (global batch = batch x processes x grad_accum)
     lr: float = 1e-4  # AdamW learning rate after warm-up
     warmup: int = 0  # steps of linear warm-up from 0 to lr
+    # after warm-up: "constant" lr, or "cosine" decay from lr towards 0 at `steps` (diffusers' cosine schedule, half
+    # a cycle), which ends a run on small updates instead of lr-sized ones
+    lr_schedule: str = "constant"
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW moment decay rates
     adam_eps: float = 1e-8  # AdamW denominator epsilon
@@ -78,6 +83,8 @@ class TrainConfig:
             raise ConfigError(f"mixed_precision={self.mixed_precision!r} is not one of {MIXED_PRECISION}")
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ConfigError(f"beta_schedule={self.beta_schedule!r} is not one of {BETA_SCHEDULES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ConfigError(f"loss_weighting={self.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
         if not 0.0 <= self.noise_sharing <= 1.0:
@@ -99,15 +106,21 @@ class TrainConfig:
 
 # settings a resumed run must share with the run it continues: they decide which samples, noise and updates come next
 RESUME_INVARIANTS = ("frames", "stride", "size", "flip", "caption_dropout", "batch", "grad_accum", "lr", "warmup",
+                     "lr_schedule",
                      "weight_decay", "adam_betas", "adam_eps", "grad_clip", "lora_rank", "num_timesteps",
                      "beta_start", "beta_end", "beta_schedule", "timestep_bias", "loss_weighting", "noise_sharing",
                      "seed")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate of optimizer step `step` (0-based): linear warm-up over `warmup` steps, then constant."""
+    """Learning rate of optimizer step `step` (0-based): linear warm-up over `warmup` steps, then constant, or with
+    lr_schedule "cosine" lr * (1 + cos(pi * progress)) / 2, progress running from 0 after warm-up to 1 at `steps`
+    (diffusers' get_cosine_schedule_with_warmup)."""
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
+    if config.lr_schedule == "cosine":
+        progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return config.lr
 
 
