@@ -106,10 +106,9 @@ class TrainConfig:
 
 # settings a resumed run must share with the run it continues: they decide which samples, noise and updates come next
 RESUME_INVARIANTS = ("frames", "stride", "size", "flip", "caption_dropout", "batch", "grad_accum", "lr", "warmup",
-                     "lr_schedule",
-                     "weight_decay", "adam_betas", "adam_eps", "grad_clip", "lora_rank", "num_timesteps",
-                     "beta_start", "beta_end", "beta_schedule", "timestep_bias", "loss_weighting", "noise_sharing",
-                     "seed")
+                     "lr_schedule", "weight_decay", "adam_betas", "adam_eps", "grad_clip", "lora_rank",
+                     "num_timesteps", "beta_start", "beta_end", "beta_schedule", "timestep_bias", "loss_weighting",
+                     "noise_sharing", "seed")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
