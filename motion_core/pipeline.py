@@ -7,7 +7,7 @@ the end. On top of it:
   - clips longer than a context window are denoised window by window and fused (`motion_core.context`);
   - per-frame prompts ("0: ..." / "32: ...") interpolate the keyframes' text embeddings;
   - video-to-video starts from the VAE-encoded frames of a video, noised to the timestep `strength` selects;
-  - the VAE decodes in chunks of frames, so memory does not grow with the clip.
+  - the VAE decodes in chunks of frames, so memory does not grow with the clip (`motion_core.vae`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from einops import rearrange
 from tqdm.auto import tqdm
 
 from . import freeinit
@@ -32,6 +31,7 @@ from .module import MotionModule
 from .patch import MotionUNet
 from .prompts import interpolate, parse_schedule
 from .schedule import make_scheduler
+from .vae import decode, encode_video
 
 # "default": independent per frame; "freenoise": shuffled repeats per window; "repeated_context": the first
 # window's noise repeated; "constant": one noise for every frame (motion_core.context.starting_noise)
@@ -300,36 +300,3 @@ def _denoise(model, sched, latents, timesteps, text: _Text, guidance, context, p
         if callback is not None:
             callback({"i": i, "t": t, "x": latents, "steps": len(timesteps)})
     return latents
-
-
-def decode(vae, latents: torch.Tensor, chunk: int = 8, progress: bool = False) -> torch.Tensor:
-    """(1, 4, f, h, w) latents -> (f, 8h, 8w, 3) float32 in [0, 1], decoding `chunk` frames at a time; without a
-    VAE (pixel space) the latents are the frames in [-1, 1]."""
-    if vae is None:
-        return rearrange((latents / 2 + 0.5).clamp(0, 1), "b c f h w -> (b f) h w c").float().cpu()
-    z = rearrange(latents, "b c f h w -> (b f) c h w") / vae.config.scaling_factor
-    out = []
-    for start in tqdm(range(0, z.shape[0], chunk), desc="decoding", unit="chunk", disable=not progress, leave=False):
-        x = vae.decode(z[start:start + chunk]).sample
-        out.append(rearrange((x / 2 + 0.5).clamp(0, 1), "f c h w -> f h w c").float().cpu())
-    return torch.cat(out)
-
-
-def encode_video(vae, video, frames: int, width: int, height: int, chunk: int = 8) -> torch.Tensor:
-    """The first `frames` frames of `video` (a file, or (f, h, w, 3) frames), resized and centre-cropped to
-    width x height, as latents (1, 4, f, h/8, w/8) scaled by the VAE's scaling factor (the latent mean)."""
-    from .media import fit_frames, read_frames
-    images = read_frames(video) if isinstance(video, (str, Path)) else video
-    images = torch.as_tensor(images)
-    if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise ConfigError(f"init video frames have shape {tuple(images.shape)}; expected (frames, height, width, 3)")
-    if images.shape[0] < frames:
-        raise ConfigError(f"the init video has {images.shape[0]} frames but {frames} were asked for: lower frames "
-                          f"to {images.shape[0]} or use a longer video")
-    images = fit_frames(images[:frames, ..., :3], width, height)  # (f, 3, h, w) float in [0, 1]
-    if vae is None:  # pixel space
-        return rearrange(images * 2 - 1, "(b f) c h w -> b c f h w", b=1)
-    param = next(vae.parameters())
-    x = (images * 2 - 1).to(param.device, param.dtype)
-    latents = torch.cat([vae.encode(x[s:s + chunk]).latent_dist.mean for s in range(0, frames, chunk)])
-    return rearrange(latents * vae.config.scaling_factor, "(b f) c h w -> b c f h w", b=1)

@@ -291,7 +291,7 @@ def prepare_keyframes(model: SparseCtrl, base, keyframes: Mapping[int, object], 
     scaled to cover width x height and centre-cropped; RGB: VAE-encoded to latents (their mean, times the scaling
     factor: deterministic, where the original draws a sample); scribble: the pixels in [0, 1]."""
     from .media import fit_frames, read_frames
-    from .pipeline import encode_video
+    from .vae import encode_video
     if not keyframes:
         raise ConfigError("SparseCtrl needs at least one keyframe (frame: image)")
     index = keyframe_indices(list(keyframes), frames)
