@@ -12,6 +12,7 @@ window's edge (the FreeNoise paper's weighted average), so seams fade.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -122,6 +123,18 @@ def fuse_weights(length: int, method: str) -> torch.Tensor:
     return torch.tensor(up + up[::-1][length % 2:], dtype=torch.float32)
 
 
+@functools.lru_cache(maxsize=1024)
+def window_index(window: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A window's frame indices, int64 on `device`, made once: each new one would be a host-to-device copy (a sync
+    on an accelerator) at every step of every window. Shared: do not change it in place."""
+    return torch.tensor(window, dtype=torch.long, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _fuse_weights_on(length: int, method: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return fuse_weights(length, method).to(device, dtype)
+
+
 def sample_windows(predict: Callable[[torch.Tensor, list[int]], torch.Tensor], x: torch.Tensor,
                    options: ContextOptions, step: int = 0, dim: int = 2) -> torch.Tensor:
     """Run `predict(x[window], window)` on every window along `dim` (frames) and fuse the results per frame.
@@ -129,16 +142,16 @@ def sample_windows(predict: Callable[[torch.Tensor, list[int]], torch.Tensor], x
     frames = x.shape[dim]
     out = total = None
     for window in windows(frames, options, step):
-        index = torch.tensor(window, device=x.device)
-        pred = predict(x.index_select(dim, index), window)
+        pred = predict(x.index_select(dim, window_index(tuple(window), x.device)), window)
         if out is None:
             out = pred.new_zeros(pred.shape[:dim] + (frames,) + pred.shape[dim + 1:])
             total = torch.zeros(frames, dtype=pred.dtype, device=pred.device)
         shape = [1] * pred.ndim
         shape[dim] = len(window)
-        w = fuse_weights(len(window), options.fuse).to(pred)
-        out.index_add_(dim, index.to(pred.device), pred * w.view(shape))
-        total.index_add_(0, index.to(pred.device), w)
+        w = _fuse_weights_on(len(window), options.fuse, pred.device, pred.dtype)
+        index = window_index(tuple(window), pred.device)
+        out.index_add_(dim, index, pred * w.view(shape))
+        total.index_add_(0, index, w)
     shape = [1] * out.ndim
     shape[dim] = frames
     return out / total.view(shape)

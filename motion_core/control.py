@@ -149,6 +149,7 @@ class MotionControl:
             raise ConfigError(f"start={start} is after end={end}: the motion would never act")
         self.start, self.end = float(start), float(end)
         self._masks: dict = {}  # resized masks, per (window, h, w, device, dtype)
+        self._values: dict = {}  # per-frame values on the model's device, per (name, clip, window, device, dtype)
 
     @property
     def off(self) -> bool:
@@ -171,23 +172,41 @@ class MotionControl:
             raise FrameCountError(f"the motion mask has {self.mask.shape[0]} frames but the clip has {frames}: give "
                                   f"one mask for every frame or {frames}, one per frame")
 
-    def active(self, timestep: float | None) -> bool:
-        """Whether the module acts at `timestep` (None: unknown, so yes)."""
+    def active(self, timestep) -> bool | torch.Tensor:
+        """Whether the module acts at `timestep`: a bool for a number, None (unknown, so yes) or a CPU tensor; for a
+        tensor on an accelerator (or under torch.compile), a 0-d bool tensor computed there, so that the host never
+        waits for the device (the caller then computes the motion and keeps it where the tensor is true)."""
         if timestep is None or (self.start == 0.0 and self.end == 1.0):
             return True
         eps = 1e-4
-        return (1 - self.end) * LAST_TIMESTEP - eps <= timestep <= (1 - self.start) * LAST_TIMESTEP + eps
+        low, high = (1 - self.end) * LAST_TIMESTEP - eps, (1 - self.start) * LAST_TIMESTEP + eps
+        if isinstance(timestep, torch.Tensor):
+            t = timestep.reshape(-1)[0]
+            if t.device.type != "cpu" or torch.compiler.is_compiling():
+                return (t >= low) & (t <= high)
+            timestep = float(t)  # a CPU tensor: reading it costs nothing, and skipping the module saves its work
+        return low <= timestep <= high
 
-    def _frame_values(self, name: str, spec, call: Call, low: float, high: float | None):
-        """float, or this call's frames' values (call.frames,) float32."""
+    def _frame_values(self, name: str, spec, call: Call, low: float, high: float | None, like: torch.Tensor):
+        """float, or this call's frames' values (call.frames,) in like's dtype on like's device. Curves and
+        per-frame values are copied there once per window, then reused: no host-to-device copy per layer."""
         if isinstance(spec, float):
             return spec
-        if isinstance(spec, Curve):
-            return spec.values(call.clip_frames)[call.indices]
-        if isinstance(spec, torch.Tensor):
-            self.check_length(call.clip_frames)
-            return spec[call.indices]
-        value = spec(call)  # a callable
+        if not isinstance(spec, (Curve, torch.Tensor)):  # a callable, asked at every call
+            value = self._called(name, spec, call, low, high)
+            return value if isinstance(value, float) else value.to(like.device, like.dtype)
+        key = (name, call.clip_frames, call.window, like.device, like.dtype)
+        if key not in self._values:
+            if isinstance(spec, torch.Tensor):
+                self.check_length(call.clip_frames)
+            values = spec.values(call.clip_frames) if isinstance(spec, Curve) else spec
+            if len(self._values) > 256:
+                self._values.clear()
+            self._values[key] = values[call.indices].to(like.device, like.dtype)
+        return self._values[key]
+
+    def _called(self, name: str, spec, call: Call, low: float, high: float | None):
+        value = spec(call)
         if isinstance(value, (int, float)):
             _in_range(name, float(value), low, high)
             return float(value)
@@ -198,8 +217,9 @@ class MotionControl:
         _in_range(name, value, low, high)
         return value
 
-    def scale_at(self, call: Call):
-        return self._frame_values("scale", self.scale, call, 0.0, None)
+    def scale_at(self, call: Call, like: torch.Tensor):
+        """float, or (call.frames,) in like's dtype and device."""
+        return self._frame_values("scale", self.scale, call, 0.0, None, like)
 
     def _mask_at(self, call: Call, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
         """(call.frames, 1, h, w): the call's frames' masks at a block's size."""
@@ -222,12 +242,12 @@ class MotionControl:
 
     def strength_at(self, call: Call, x: torch.Tensor):
         """float, or a tensor broadcasting to x's ((b f), 1, h, w)."""
-        v = self._frame_values("strength", self.strength, call, 0.0, 1.0)
+        v = self._frame_values("strength", self.strength, call, 0.0, 1.0, x)
         clips = x.shape[0] // call.frames
         if self.mask is None:
-            return v if isinstance(v, float) else v.to(x).view(-1, 1, 1, 1).repeat(clips, 1, 1, 1)
+            return v if isinstance(v, float) else v.view(-1, 1, 1, 1).repeat(clips, 1, 1, 1)
         m = self._mask_at(call, *x.shape[-2:], x)
-        m = m * (v if isinstance(v, float) else v.to(x).view(-1, 1, 1, 1))
+        m = m * (v if isinstance(v, float) else v.view(-1, 1, 1, 1))
         return m.repeat(clips, 1, 1, 1)
 
     def describe(self) -> dict:
@@ -250,9 +270,11 @@ def apply_motion(module, x: torch.Tensor, call: Call, control: MotionControl) ->
     """One motion layer: x ((b f), c, h, w) plus the module's residual, as `control` says for this call."""
     if control.constant:
         return apply_temporal(module, x, call.frames, control.scale, control.strength)
-    if not call.motion or not control.active(call.timestep):
+    motion = control.active(call.timestep) if call.motion is True else call.motion
+    if motion is False:
         return x
-    return apply_temporal(module, x, call.frames, control.scale_at(call), control.strength_at(call, x))
+    out = apply_temporal(module, x, call.frames, control.scale_at(call, x), control.strength_at(call, x))
+    return out if motion is True else torch.where(motion, out, x)  # decided on the device
 
 
 __all__ = ["Curve", "LAST_TIMESTEP", "MotionControl", "apply_motion"]

@@ -2,8 +2,9 @@
 applies with it.
 
 A patched host runs in the image layout `((b f), c, h, w)`; the temporal layers need `f`. It travels with the call:
-`frames_context(f, ...)` holds a `Call` for the duration of one UNet call (a context variable, so concurrent calls
-in other threads or tasks do not see it), or a host passes the frame count directly (ComfyUI: from
+`frames_context(f, ...)` (or `enter_call` / `exit_call`) holds a `Call` for the duration of one UNet call (per
+thread, so calls in other threads do not see it; a thread-local attribute, which torch.compile traces without a
+graph break, where a ContextVar breaks it), or a host passes the frame count directly (ComfyUI: from
 `transformer_options`). Besides `f`, a Call says which frames of the whole clip the call denoises (a context window)
 and at which timestep, for motion that varies per frame and over the sampling (`motion_core.control`).
 """
@@ -11,7 +12,7 @@ and at which timestep, for motion that varies per frame and over the sampling (`
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +32,12 @@ class Call:
     frames: int  # frames per clip in this call's batch (a window's length when sampling in windows)
     window: tuple[int, ...] | None = None  # the clip's frame indices this call denoises; None: 0 .. frames - 1
     length: int | None = None  # frames of the whole clip; None: `frames`
-    timestep: float | None = None  # the model timestep (999 = pure noise, 0 = clean); None: unknown
-    motion: bool = True  # False: the motion is switched off for this call (v1's GroupNorms then run per frame)
+    # the model timestep (999 = pure noise, 0 = clean): a number, a 0-d tensor on the model's device (read there,
+    # never copied to the host), or None: unknown
+    timestep: float | torch.Tensor | None = None
+    # False: the motion is off for this call (v1's GroupNorms then run per frame); a 0-d bool tensor: decided on the
+    # device (MotionControl.active of a device timestep)
+    motion: bool | torch.Tensor = True
 
     @property
     def clip_frames(self) -> int:
@@ -43,30 +48,49 @@ class Call:
         return list(range(self.frames)) if self.window is None else list(self.window)
 
 
-_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("motion_core_call", default=None)
+class _Current(threading.local):
+    def __init__(self):  # runs once in each thread that touches it
+        self.call: Call | None = None
 
 
-@contextlib.contextmanager
-def frames_context(frames: int, *, window=None, length: int | None = None, timestep: float | None = None,
-                   motion: bool = True):
-    """Within this block, patched hosts treat their batch as `(b f)` with `f = frames`; `window`, `length`,
-    `timestep` and `motion` as in `Call`."""
+_CURRENT = _Current()
+
+
+def make_call(frames: int, *, window=None, length: int | None = None, timestep=None, motion=True) -> Call:
+    """A Call, its window checked against the frame count."""
     window = None if window is None else tuple(int(i) for i in window)
     if window is not None and len(window) != frames:
         raise FrameCountError(f"a window of {len(window)} frame indices for a call of {frames} frames")
-    token = _CALL.set(Call(frames, window, length, timestep, motion))
+    return Call(frames, window, length, timestep, motion)
+
+
+def enter_call(call: Call | None) -> Call | None:
+    """Make `call` this thread's current call; returns the one it replaces, for `exit_call`."""
+    previous, _CURRENT.call = _CURRENT.call, call
+    return previous
+
+
+def exit_call(previous: Call | None) -> None:
+    _CURRENT.call = previous
+
+
+@contextlib.contextmanager
+def frames_context(frames: int, *, window=None, length: int | None = None, timestep=None, motion=True):
+    """Within this block, patched hosts treat their batch as `(b f)` with `f = frames`; `window`, `length`,
+    `timestep` and `motion` as in `Call`."""
+    previous = enter_call(make_call(frames, window=window, length=length, timestep=timestep, motion=motion))
     try:
         yield
     finally:
-        _CALL.reset(token)
+        exit_call(previous)
 
 
 def current_call() -> Call | None:
-    return _CALL.get()
+    return _CURRENT.call
 
 
 def current_frames() -> int | None:
-    call = _CALL.get()
+    call = _CURRENT.call
     return None if call is None else call.frames
 
 
@@ -92,12 +116,15 @@ def apply_temporal(module: VanillaTemporalModule, x: torch.Tensor, frames: int, 
 def cross_frame_group_norm(norm: nn.GroupNorm):
     """A forward for one GroupNorm instance: statistics across frames while a frame count is in context (v1)."""
     def forward(x: torch.Tensor) -> torch.Tensor:
-        call = _CALL.get()
-        if call is None or not call.motion:
+        call = _CURRENT.call
+        if call is None or call.motion is False:
             return type(norm).forward(norm, x)
         frames = call.frames
         weight = None if norm.weight is None else norm.weight.to(x)  # hosts may store weights in another dtype
         bias = None if norm.bias is None else norm.bias.to(x)
         y = F.group_norm(rearrange(x, "(b f) c h w -> b c f h w", f=frames), norm.num_groups, weight, bias, norm.eps)
-        return rearrange(y, "b c f h w -> (b f) c h w")
+        y = rearrange(y, "b c f h w -> (b f) c h w")
+        if isinstance(call.motion, torch.Tensor):  # decided on the device: both, and the one that applies
+            return torch.where(call.motion, y, type(norm).forward(norm, x))
+        return y
     return forward

@@ -18,6 +18,15 @@ from .config import MotionModuleConfig
 from .errors import FrameCountError
 from .guards import too_many_frames
 
+class TorchOps:
+    """The layer types a motion module is built from: torch's own. A host passes a namespace with the same three
+    names whose classes take torch's arguments (ComfyUI: the `comfy.ops` classes core picks for a model, so its
+    per-layer casting and partial loading reach the motion module); nothing else in the module depends on them."""
+    Linear = nn.Linear
+    LayerNorm = nn.LayerNorm
+    GroupNorm = nn.GroupNorm
+
+
 # Largest (batch x heads) handed to one SDPA call: bounds the (f x f) score tensors held at once and stays under
 # CUDA's 65535 grid limit that peers hit at large batch x resolution.
 MAX_ATTENTION_BATCH = 32768
@@ -48,13 +57,13 @@ class PositionalEncoding(nn.Module):
 class VersatileAttention(nn.Module):
     """Self-attention over frames; the position encoding is added to its (normalised) input, not to the residual."""
 
-    def __init__(self, dim: int, heads: int, pe_length: int):
+    def __init__(self, dim: int, heads: int, pe_length: int, ops=TorchOps):
         super().__init__()
         self.heads = heads
-        self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(dim, dim, bias=False)
-        self.to_v = nn.Linear(dim, dim, bias=False)
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim)])  # key `to_out.0` (the original's dropout has no weights)
+        self.to_q = ops.Linear(dim, dim, bias=False)
+        self.to_k = ops.Linear(dim, dim, bias=False)
+        self.to_v = ops.Linear(dim, dim, bias=False)
+        self.to_out = nn.ModuleList([ops.Linear(dim, dim)])  # key `to_out.0` (the original's dropout has no weights)
         self.pos_encoder = PositionalEncoding(dim, pe_length)
 
     def forward(self, x: torch.Tensor, scale=1.0) -> torch.Tensor:
@@ -62,7 +71,7 @@ class VersatileAttention(nn.Module):
         frames, pe = x.shape[1], self.pos_encoder.pe
         if frames > pe.shape[1]:
             raise FrameCountError(too_many_frames(frames, pe.shape[1]))
-        x = x + pe[:, :frames].to(x.dtype)
+        x = x + pe[:, :frames].to(x)  # (a partly loaded host may leave the buffer on its offload device)
         q, k, v = (rearrange(t, "n f (h d) -> n h f d", h=self.heads) for t in (self.to_q(x), self.to_k(x), self.to_v(x)))
         if isinstance(scale, torch.Tensor):  # per frame: (f,), each frame's keys by its own scale
             k = k * scale.to(k).view(1, 1, frames, 1)
@@ -76,9 +85,9 @@ class VersatileAttention(nn.Module):
 
 
 class GEGLU(nn.Module):
-    def __init__(self, dim: int, inner: int):
+    def __init__(self, dim: int, inner: int, ops=TorchOps):
         super().__init__()
-        self.proj = nn.Linear(dim, 2 * inner)
+        self.proj = ops.Linear(dim, 2 * inner)
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
@@ -86,10 +95,10 @@ class GEGLU(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, mult: int):
+    def __init__(self, dim: int, mult: int, ops=TorchOps):
         super().__init__()
         # keys `net.0.proj`, `net.2`; index 1 is the original's weightless dropout
-        self.net = nn.ModuleList([GEGLU(dim, mult * dim), nn.Identity(), nn.Linear(mult * dim, dim)])
+        self.net = nn.ModuleList([GEGLU(dim, mult * dim, ops), nn.Identity(), ops.Linear(mult * dim, dim)])
 
     def forward(self, x):
         for layer in self.net:
@@ -98,13 +107,14 @@ class FeedForward(nn.Module):
 
 
 class TemporalTransformerBlock(nn.Module):
-    def __init__(self, dim: int, config: MotionModuleConfig):
+    def __init__(self, dim: int, config: MotionModuleConfig, ops=TorchOps):
         super().__init__()
         n = config.attention_blocks
-        self.attention_blocks = nn.ModuleList([VersatileAttention(dim, config.heads, config.pe_length) for _ in range(n)])
-        self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(n)])
-        self.ff = FeedForward(dim, config.ff_mult)
-        self.ff_norm = nn.LayerNorm(dim)
+        self.attention_blocks = nn.ModuleList([VersatileAttention(dim, config.heads, config.pe_length, ops)
+                                               for _ in range(n)])
+        self.norms = nn.ModuleList([ops.LayerNorm(dim) for _ in range(n)])
+        self.ff = FeedForward(dim, config.ff_mult, ops)
+        self.ff_norm = ops.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         for attention, norm in zip(self.attention_blocks, self.norms):
@@ -113,14 +123,14 @@ class TemporalTransformerBlock(nn.Module):
 
 
 class TemporalTransformer3DModel(nn.Module):
-    def __init__(self, dim: int, config: MotionModuleConfig):
+    def __init__(self, dim: int, config: MotionModuleConfig, ops=TorchOps):
         super().__init__()
         self.cross_frame_norm = config.cross_frame_norm
-        self.norm = nn.GroupNorm(config.norm_groups, dim, eps=1e-6)
-        self.proj_in = nn.Linear(dim, dim)
-        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(dim, config)
+        self.norm = ops.GroupNorm(config.norm_groups, dim, eps=1e-6)
+        self.proj_in = ops.Linear(dim, dim)
+        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(dim, config, ops)
                                                  for _ in range(config.transformer_blocks)])
-        self.proj_out = nn.Linear(dim, dim)
+        self.proj_out = ops.Linear(dim, dim)
         nn.init.zeros_(self.proj_out.weight)  # zero-initialised: a new module leaves the host's output unchanged
         nn.init.zeros_(self.proj_out.bias)
 
@@ -147,9 +157,9 @@ class TemporalTransformer3DModel(nn.Module):
 class VanillaTemporalModule(nn.Module):
     """One injection point: `(b, c, f, h, w) -> (b, c, f, h, w)`, or `residual` on a host's `((b f), c, h, w)`."""
 
-    def __init__(self, dim: int, config: MotionModuleConfig):
+    def __init__(self, dim: int, config: MotionModuleConfig, ops=TorchOps):
         super().__init__()
-        self.temporal_transformer = TemporalTransformer3DModel(dim, config)
+        self.temporal_transformer = TemporalTransformer3DModel(dim, config, ops)
 
     def forward(self, x: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         return self.temporal_transformer(x, scale)
@@ -159,21 +169,40 @@ class VanillaTemporalModule(nn.Module):
 
 
 class MotionBlock(nn.Module):
-    def __init__(self, dim: int, count: int, config: MotionModuleConfig):
+    def __init__(self, dim: int, count: int, config: MotionModuleConfig, ops=TorchOps):
         super().__init__()
-        self.motion_modules = nn.ModuleList([VanillaTemporalModule(dim, config) for _ in range(count)])
+        self.motion_modules = nn.ModuleList([VanillaTemporalModule(dim, config, ops) for _ in range(count)])
 
 
 class MotionModule(nn.Module):
-    """Every motion module of one UNet: `down_blocks.i`, `mid_block` (v2), `up_blocks.i`, as in the original files."""
+    """Every motion module of one UNet: `down_blocks.i`, `mid_block` (v2), `up_blocks.i`, as in the original files.
+    operations: the layer types (`TorchOps`, or a host's); kept as `.operations`, so copies are built alike."""
 
-    def __init__(self, config: MotionModuleConfig):
+    def __init__(self, config: MotionModuleConfig, *, operations=TorchOps):
         super().__init__()
-        self.config = config
+        self.config, self.operations = config, operations
         layers = config.layers_per_block
-        self.down_blocks = nn.ModuleList([MotionBlock(c, layers, config) for c in config.channels])
-        self.mid_block = MotionBlock(config.channels[-1], 1, config) if config.mid_block else None
-        self.up_blocks = nn.ModuleList([MotionBlock(c, layers + 1, config) for c in reversed(config.channels)])
+        self.down_blocks = nn.ModuleList([MotionBlock(c, layers, config, operations) for c in config.channels])
+        self.mid_block = MotionBlock(config.channels[-1], 1, config, operations) if config.mid_block else None
+        self.up_blocks = nn.ModuleList([MotionBlock(c, layers + 1, config, operations)
+                                        for c in reversed(config.channels)])
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def cast_module(module: nn.Module, dtype: torch.dtype | None = None, pe_dtype: torch.dtype | None = None,
+                device: torch.device | str | None = None) -> nn.Module:
+    """In place: weights to `dtype`, position encodings to `pe_dtype` (default: dtype), everything to `device`
+    (None: leave as it is); a tensor already so is kept, not copied. Unlike nn.Module.to, the position encodings
+    can keep the compute dtype when the weights are stored in another (fp8, say)."""
+    pe_dtype = pe_dtype or dtype
+    device = None if device is None else torch.device(device)
+    for m in module.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if (dtype is not None and p.dtype != dtype) or (device is not None and p.device != device):
+                m.register_parameter(name, nn.Parameter(p.detach().to(device=device, dtype=dtype),
+                                                        requires_grad=p.requires_grad))
+        if isinstance(m, PositionalEncoding):
+            m.pe = m.pe.to(device=device, dtype=pe_dtype)
+    return module

@@ -126,7 +126,7 @@ class MotionUNet(nn.Module):
         context = _per_frame(encoder_hidden_states, b, f, 4, "encoder_hidden_states")
         if added_cond_kwargs is not None:  # SDXL: text_embeds (b, 1280), time_ids (b, 6); or per frame (b, f, ...)
             kwargs["added_cond_kwargs"] = {k: _per_frame(v, b, f, 3, k) for k, v in added_cond_kwargs.items()}
-        step = float(t.flatten()[0]) if t.numel() else None
+        step = t if t.numel() else None  # read on its device by the control (start / end), never copied to the host
         with frames_context(f, window=window, length=length, timestep=step, motion=control.active(step)):
             out = self.unet(x, t, context, return_dict=False, **kwargs)[0]
         return rearrange(out, "(b f) c h w -> b c f h w", f=f)

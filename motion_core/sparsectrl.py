@@ -34,7 +34,7 @@ from .control import MotionControl
 from .errors import ConfigError, NotAMotionModuleError, UnknownLayoutError
 from .frames import frames_context
 from .hosts.diffusers import DiffusersHost
-from .module import MotionBlock
+from .module import MotionBlock, TorchOps, cast_module
 
 KINDS = ("rgb", "scribble")
 
@@ -79,10 +79,11 @@ def infer_config(state_dict: Mapping, heads: int = 8) -> SparseCtrlConfig:
 class SparseMotion(nn.Module):
     """The SparseCtrl's own motion modules, at `down_blocks.i.motion_modules.j` (the original keys)."""
 
-    def __init__(self, config: MotionModuleConfig):
+    def __init__(self, config: MotionModuleConfig, operations=TorchOps):
         super().__init__()
         self.config = config
-        self.down_blocks = nn.ModuleList([MotionBlock(c, config.layers_per_block, config) for c in config.channels])
+        self.down_blocks = nn.ModuleList([MotionBlock(c, config.layers_per_block, config, operations)
+                                          for c in config.channels])
 
 
 class SparseCtrl(nn.Module):
@@ -188,16 +189,17 @@ def check_fits(sd: Mapping, levels: int, width: int, text_width: int, family: st
                           f"{text_width}. SparseCtrl exists for SD1.5 models: use an SD1.5 base")
 
 
-def load_motion(sd: Mapping, motion: SparseMotion, dtype) -> SparseMotion:
-    """`motion` with the SparseCtrl's motion-module weights from its state dict, strict; the position encodings
-    stay the module's own (the original drops the file's too)."""
+def load_motion(sd: Mapping, motion: SparseMotion, dtype, pe_dtype=None) -> SparseMotion:
+    """`motion` with the SparseCtrl's motion-module weights from its state dict (in `dtype`), strict; the position
+    encodings stay the module's own (the original drops the file's too), rounded once to `pe_dtype` (default:
+    dtype)."""
     tensors = {k: v.to(dtype) for k, v in sd.items() if ".motion_modules." in k and not k.endswith("pos_encoder.pe")}
     tensors.update({k: v for k, v in motion.state_dict().items() if k.endswith("pos_encoder.pe")})
     try:
-        motion.load_state_dict(tensors, strict=True)
+        motion.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:
         raise UnknownLayoutError(f"the SparseCtrl motion modules do not match: {str(e)[:600]}") from None
-    return motion.to(dtype).eval()
+    return cast_module(motion, dtype, pe_dtype).eval()
 
 
 def motion_paths(config: MotionModuleConfig) -> list[str]:

@@ -60,7 +60,7 @@ def test_per_frame_values_follow_the_window():
     strength = control.strength_at(call, x)
     expected = curve.values(32)[8:24]
     assert torch.equal(strength.flatten(), torch.cat([expected, expected]))
-    assert torch.equal(control.scale_at(call), torch.linspace(0.5, 2.0, 32)[8:24])
+    assert torch.equal(control.scale_at(call, x), torch.linspace(0.5, 2.0, 32)[8:24])
     strided = Call(4, window=(0, 10, 20, 30), length=32)  # uniform schedules' strided windows
     assert torch.equal(control.strength_at(strided, torch.zeros(4, 1, 1, 1)).flatten(), curve.values(32)[[0, 10, 20, 30]])
 

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from ..config import MODULE_KEY, MotionModuleConfig, infer_config, module_paths
 from ..errors import (ConfigError, CorruptCheckpointError, NotAMotionModuleError, UnknownLayoutError,
                       UnsupportedMethodError)
-from ..module import MotionModule, sinusoidal_pe
+from ..module import MotionModule, TorchOps, cast_module, sinusoidal_pe
 from .files import RawCheckpoint, atomic_write, from_state_dict, read_checkpoint
 from .layouts import (describe_other, detect_layout, from_original, is_motion_lora, related_method, strip_prefixes,
                       to_original)
@@ -157,21 +157,24 @@ def read_motion_state_dict(source, *, heads: int | None = None, pe_length: int |
 
 def load_motion_module(source, *, loras: Iterable = (),
                        heads: int | None = None, pe_length: int | None = None, version: str | None = None,
-                       dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> MotionModule:
+                       dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                       operations=TorchOps, pe_dtype: torch.dtype | None = None) -> MotionModule:
     """Load a motion module from any published format (path, diffusers folder or state dict).
 
     loras: MotionLoRAs to merge, each a path / state dict / MotionLoRA, or a (that, strength) pair.
     heads, pe_length, version: override what the file says (it never records heads; 8 is assumed).
-    dtype: convert to this dtype (default: keep the file's).
+    dtype: convert the weights to this dtype (default: keep the file's); pe_dtype: the position encodings' dtype
+    (default: dtype), e.g. the compute dtype of fp8-stored weights.
+    operations: the layer types (motion_core.module.TorchOps, or a host's: ComfyUI's comfy.ops).
     Returns the module in eval mode without gradients, carrying `.config` and `.info` (format, notes, LoRAs)."""
+    pe_dtype = pe_dtype or dtype
     sd, config, info = read_motion_state_dict(source, heads=heads, pe_length=pe_length, version=version,
-                                              pe_dtype=dtype)
+                                              pe_dtype=pe_dtype)
     with torch.device("meta"):
-        module = MotionModule(config)
+        module = MotionModule(config, operations=operations)
     _check_keys(module, sd)
     module.load_state_dict(sd, strict=True, assign=True)  # the file's tensors become the parameters: no copy
-    if dtype is not None or str(device) != "cpu":
-        module.to(device=device, dtype=dtype)
+    cast_module(module, dtype, pe_dtype, device)
     module.info = info
     _merge_all(module, loras)
     return module.requires_grad_(False).eval()
@@ -185,14 +188,25 @@ def _merge_all(module: MotionModule, loras: Iterable) -> None:
         module.info.loras.append(f"{lora.source} x {strength}")
 
 
-def with_loras(module: MotionModule, loras: Iterable) -> MotionModule:
-    """A new module: `module` with MotionLoRAs merged. The input is untouched; weights no LoRA changes are shared."""
-    with torch.device("meta"):
-        twin = MotionModule(module.config).requires_grad_(False)  # assign keeps this: inference tensors may come
-    twin.load_state_dict(module.state_dict(), strict=True, assign=True)
+def copy_module(module: MotionModule, *, operations=None, dtype: torch.dtype | None = None,
+                pe_dtype: torch.dtype | None = None) -> MotionModule:
+    """A new module with `module`'s weights, built from `operations` (default: the module's own) and cast to
+    `dtype` (weights) and `pe_dtype` (position encodings; default: dtype) where given. The input is untouched;
+    tensors that need no cast are shared, not copied."""
+    with torch.device("meta"):  # requires_grad off first: assign keeps it, and inference tensors may come
+        twin = MotionModule(module.config, operations=operations or getattr(module, "operations", TorchOps))
+    twin.requires_grad_(False).load_state_dict(module.state_dict(), strict=True, assign=True)
+    cast_module(twin, dtype, pe_dtype)
     info = getattr(module, "info", None)
     twin.info = dataclasses.replace(info, notes=list(info.notes), loras=list(info.loras)) if info else \
         LoadInfo(format="original", container="state_dict", dtype=_dtype_name(module.state_dict().values()))
+    return twin.eval()
+
+
+def with_loras(module: MotionModule, loras: Iterable) -> MotionModule:
+    """A new module: `module` with MotionLoRAs merged (computed in fp32, rounded once to the module's dtype). The
+    input is untouched; weights no LoRA changes are shared."""
+    twin = copy_module(module)
     _merge_all(twin, loras)
     return twin.requires_grad_(False).eval()
 

@@ -49,9 +49,8 @@ class MotionLayer(nn.Module):
                               "for MotionLayer in transformer_options['patches'] (the Inject node does this)")
         if call is None or call.frames != frames:
             call = Call(frames)
-        weight = self.module.temporal_transformer.proj_in.weight
-        if x.dtype != weight.dtype or x.device != weight.device:  # e.g. an fp16 UNet with an fp32 module
-            return apply_motion(self.module, x.to(weight), call, self.control).to(x)
+        # x is in the UNet's compute dtype; the module is stored in that dtype, or built from layers that cast their
+        # weights to it as they run (ComfyUI's operations: manual cast, partial loading)
         return apply_motion(self.module, x, call, self.control)
 
 
