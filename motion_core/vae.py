@@ -1,8 +1,12 @@
-"""The image model's VAE for the standalone paths (generate, SparseCtrl keyframes): latents to frames in chunks of
-frames, and a video's frames to latents. Below both the pipeline and SparseCtrl, which need it."""
+"""The image model's VAE for the standalone paths (generate, SparseCtrl keyframes, training): latents to frames in
+chunks of frames, and a video's frames to latents. Below both the pipeline and SparseCtrl, which need it.
+
+An fp16 VAE whose config says `force_upcast` (SDXL's: its activations overflow fp16 and the frames come out black)
+runs in fp32 while it works, as diffusers' pipelines upcast it (`vae_precision`)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -12,16 +16,34 @@ from tqdm.auto import tqdm
 from .errors import ConfigError
 
 
+@contextlib.contextmanager
+def vae_precision(vae):
+    """Within this block the VAE runs in its working dtype: fp32 when it is stored in fp16 and its config says
+    force_upcast, else its own (put back on exit)."""
+    upcast = vae is not None and next(vae.parameters()).dtype == torch.float16 and \
+        bool(getattr(vae.config, "force_upcast", False))
+    if upcast:
+        vae.to(torch.float32)
+    try:
+        yield
+    finally:
+        if upcast:
+            vae.to(torch.float16)
+
+
 def decode(vae, latents: torch.Tensor, chunk: int = 8, progress: bool = False) -> torch.Tensor:
     """(1, 4, f, h, w) latents -> (f, 8h, 8w, 3) float32 in [0, 1], decoding `chunk` frames at a time; without a
     VAE (pixel space) the latents are the frames in [-1, 1]."""
     if vae is None:
         return rearrange((latents / 2 + 0.5).clamp(0, 1), "b c f h w -> (b f) h w c").float().cpu()
-    z = rearrange(latents, "b c f h w -> (b f) c h w") / vae.config.scaling_factor
     out = []
-    for start in tqdm(range(0, z.shape[0], chunk), desc="decoding", unit="chunk", disable=not progress, leave=False):
-        x = vae.decode(z[start:start + chunk]).sample
-        out.append(rearrange((x / 2 + 0.5).clamp(0, 1), "f c h w -> f h w c").float().cpu())
+    with vae_precision(vae):
+        dtype = next(vae.parameters()).dtype
+        z = rearrange(latents, "b c f h w -> (b f) c h w").to(dtype) / vae.config.scaling_factor
+        for start in tqdm(range(0, z.shape[0], chunk), desc="decoding", unit="chunk", disable=not progress,
+                          leave=False):
+            x = vae.decode(z[start:start + chunk]).sample
+            out.append(rearrange((x / 2 + 0.5).clamp(0, 1), "f c h w -> f h w c").float().cpu())
     return torch.cat(out)
 
 
@@ -39,7 +61,9 @@ def encode_video(vae, video, frames: int, width: int, height: int, chunk: int = 
     images = fit_frames(images[:frames, ..., :3], width, height)  # (f, 3, h, w) float in [0, 1]
     if vae is None:  # pixel space
         return rearrange(images * 2 - 1, "(b f) c h w -> b c f h w", b=1)
-    param = next(vae.parameters())
-    x = (images * 2 - 1).to(param.device, param.dtype)
-    latents = torch.cat([vae.encode(x[s:s + chunk]).latent_dist.mean for s in range(0, frames, chunk)])
-    return rearrange(latents * vae.config.scaling_factor, "(b f) c h w -> b c f h w", b=1)
+    stored = next(vae.parameters()).dtype
+    with vae_precision(vae):
+        param = next(vae.parameters())
+        x = (images * 2 - 1).to(param.device, param.dtype)
+        latents = torch.cat([vae.encode(x[s:s + chunk]).latent_dist.mean for s in range(0, frames, chunk)])
+    return rearrange(latents.to(stored) * vae.config.scaling_factor, "(b f) c h w -> b c f h w", b=1)

@@ -105,17 +105,20 @@ def test_resume_with_other_settings_and_bad_input_exit_2(data, straight, tmp_pat
     assert p.returncode == 2 and "holds 32 frames; got 40" in p.stderr_text
 
 
-def test_bf16_mixed_precision_trains_an_fp32_module(data, tmp_path):
-    """Accelerate's autocast (bf16 also runs on a CPU), in its own process: Accelerate keeps one mixed-precision
-    setting per process. The module and its optimizer state stay fp32."""
-    p = worker(data, tmp_path, "--mixed-precision", "bf16", steps=2)
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_an_fp32_module(data, tmp_path, precision):
+    """torch's autocast over the frozen model in its own process (both also run on a CPU); fp16 with loss scaling,
+    whose scale is resume state. The module and its optimizer state stay fp32."""
+    p = worker(data, tmp_path, "--mixed-precision", precision, steps=2)
     assert p.returncode == 0, p.stderr_text
     losses = [json.loads(line)["loss"] for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
     weights = load_file(str(tmp_path / "motion_module.safetensors"))
     assert all(v.dtype == torch.float32 for v in weights.values())
     assert any(v.any() for k, v in weights.items() if ".proj_out." in k)  # it trained
-    assert read_resume(tmp_path / "resume.pt")["optimizer"]["state"][0]["exp_avg"].dtype == torch.float32
+    state = read_resume(tmp_path / "resume.pt")
+    assert state["optimizer"]["state"][0]["exp_avg"].dtype == torch.float32
+    assert (state["scaler"]["scale"] > 1) if precision == "fp16" else state["scaler"] == {}
 
 
 def test_a_cosine_run_resumes_only_with_its_steps():

@@ -79,7 +79,7 @@ class WordEncoder(nn.Module):
 
     def forward(self, captions: list[str]) -> torch.Tensor:
         ids = [[zlib.crc32(w.encode()) % 64 for w in c.split()][:self.tokens] for c in captions]
-        ids = torch.tensor([row + [64] * (self.tokens - len(row)) for row in ids])
+        ids = torch.tensor([row + [64] * (self.tokens - len(row)) for row in ids], device=self.embed.weight.device)
         return self.embed(ids)
 
 

@@ -22,14 +22,14 @@ from train_helpers import WordEncoder, record_first_grads, tiny_unet  # noqa: E4
 torch.set_num_threads(1)
 
 
-def load_base(path, *, dtype=torch.float32):
-    encoder = WordEncoder()
+def load_base(path, *, dtype=torch.float32, device="cpu"):
+    encoder = WordEncoder().to(device)
     slow = float(os.environ.get("MC_TEST_SLOW", "0"))
 
     def encode_prompt(captions):
         time.sleep(slow)
         return encoder(captions)
-    unet = tiny_unet() if dtype == torch.float32 else tiny_unet().to(dtype)
+    unet = (tiny_unet() if dtype == torch.float32 else tiny_unet().to(dtype)).to(device)
     return types.SimpleNamespace(unet=unet, vae=None, text_encoder=encoder, tokenizer=None,
                                  family="sd15", encode_prompt=encode_prompt)
 

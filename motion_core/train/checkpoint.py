@@ -2,8 +2,9 @@
 
   motion_module.safetensors  the motion module alone, original AnimateDiff keys (or motion_lora.safetensors:
                              the MotionLoRA alone, original MotionLoRA keys); any AnimateDiff loader reads it
-  resume.pt                  step, trained parameters (fp32), optimizer state, RNG states, config; tensors and plain
-                             Python values only, read back with torch.load(weights_only=True): no pickled code runs
+  resume.pt                  step, trained parameters (fp32), optimizer, fp16 loss-scale and RNG states, config;
+                             tensors and plain Python values only, read back with torch.load(weights_only=True):
+                             no pickled code runs
   loss.jsonl                 one JSON row per logged step: step, loss, lr, seconds
 
 resume.pt is written last: it is the commit point. The learning rate is a pure function of the step (`lr_at`), so
@@ -70,8 +71,8 @@ def trainable_state(module: MotionModule) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(files: RunFiles, module: MotionModule, optimizer, step: int, config: TrainConfig,
-                    world_size: int, log_rows: list[dict]) -> None:
-    """Weights, loss log, then resume.pt (the commit point); every file atomically."""
+                    world_size: int, log_rows: list[dict], scaler=None) -> None:
+    """Weights, loss log, then resume.pt (the commit point); every file atomically. scaler: fp16's GradScaler."""
     if files.lora:
         save_lora(module, files.weights)
     else:
@@ -79,7 +80,8 @@ def save_checkpoint(files: RunFiles, module: MotionModule, optimizer, step: int,
     text = "".join(json.dumps(row) + "\n" for row in log_rows)
     atomic_write(files.log, lambda tmp: Path(tmp).write_text(text))
     state = {"step": step, "config": config.to_json(), "world_size": world_size,
-             "trainable": trainable_state(module), "optimizer": optimizer.state_dict(), "rng": rng_states()}
+             "trainable": trainable_state(module), "optimizer": optimizer.state_dict(), "rng": rng_states(),
+             "scaler": scaler.state_dict() if scaler is not None else {}}
     atomic_write(files.resume, lambda tmp: torch.save(state, tmp))
 
 
@@ -108,8 +110,9 @@ def check_resumable(state: dict, config: TrainConfig, world_size: int, path: Pat
 
 
 def load_checkpoint(files: RunFiles, module: MotionModule, optimizer, config: TrainConfig,
-                    world_size: int) -> tuple[int, list[dict]]:
-    """Restore parameters, optimizer and RNG states from resume.pt; returns (step, loss-log rows up to it)."""
+                    world_size: int, scaler=None) -> tuple[int, list[dict]]:
+    """Restore parameters, optimizer, loss-scale and RNG states from resume.pt; returns (step, loss-log rows up
+    to it)."""
     state = read_resume(files.resume)
     check_resumable(state, config, world_size, files.resume)
     params = dict(module.named_parameters())
@@ -117,6 +120,8 @@ def load_checkpoint(files: RunFiles, module: MotionModule, optimizer, config: Tr
         for name, value in state["trainable"].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):  # (a run saved without fp16 starts from a fresh scale)
+        scaler.load_state_dict(state["scaler"])
     set_rng_states(state["rng"])
     step = state["step"]
     rows = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import VERSION_DEFAULTS
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDependencyError
 from .config import LOSS_WEIGHTINGS, LR_SCHEDULES, MIXED_PRECISION
 
 
@@ -57,7 +57,9 @@ def add_parser(sub) -> None:
     s.add_argument("--save-every", type=int, default=100, help="steps between checkpoints (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     s.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="auto",
-                   help="auto: bf16 (or fp16) on a GPU, none on a CPU")
+                   help="autocast of the frozen model, with loss scaling for fp16 (the trained weights stay fp32); "
+                        "auto: bf16 on a GPU that computes it natively (Ampere and newer), else fp16 on a GPU, none "
+                        "on a CPU")
     s.add_argument("--gradient-checkpointing", action="store_true",
                    help="recompute activations in backward: less memory, slower (x1.1-1.5 in bench/train.py)")
     s.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding video (default 0)")
@@ -85,12 +87,16 @@ def run(args) -> None:
                          gradient_checkpointing=args.gradient_checkpointing, num_workers=args.num_workers)
     dataset = open_dataset(args.data, config)  # bad data fails here, before a model is loaded
     try:
+        from accelerate import Accelerator
+
         from ..base import load_base
-    except ImportError:
-        raise ConfigError("--base needs motion_core.base (the base-model loader), which this install lacks") from None
-    precision = mixed_precision(config)
+    except ImportError as e:
+        raise MissingDependencyError(f"training needs {e.name}: pip install 'motion-core[train]'") from None
+    accelerator = Accelerator()
+    precision = mixed_precision(config, accelerator.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)  # frozen parts only
-    base = load_base(args.base, dtype=dtype)
+    # every part on the training device: the VAE and the text encoder encode there, beside the UNet
+    base = load_base(args.base, dtype=dtype, device=accelerator.device)
     if args.motion_module:
         motion_module = load_motion_module(args.motion_module)
     else:
@@ -99,6 +105,6 @@ def run(args) -> None:
         motion_module = new_motion_module(base.unet, version=version, pe_length=pe_length, seed=config.seed)
     encode_video = vae_encoder(base.vae) if base.vae is not None else None
     train(config, base.unet, motion_module, base.encode_prompt, dataset, args.out, encode_video=encode_video,
-          resume=args.resume)
+          resume=args.resume, accelerator=accelerator)
     print(f"wrote {args.out}/{'motion_lora' if args.lora else 'motion_module'}.safetensors "
           f"({config.steps} steps; resume state and loss log beside it)")

@@ -24,6 +24,7 @@ from ..errors import ConfigError, DataError, MissingDependencyError
 from ..formats.load import with_loras
 from ..frames import check_frames
 from ..module import MotionModule
+from ..precision import native_bf16
 from .checkpoint import RunFiles, load_checkpoint, save_checkpoint
 from .config import TrainConfig, alphas_cumprod, lr_at
 from .data import StepBatches, collate, global_indices, sample_seed
@@ -33,13 +34,18 @@ from .model import EncodeText, EncodeVideo, gradient_checkpointing, motion_unet
 OnStep = Callable[[int, float], None]  # (steps done, loss) after every optimizer step; may raise to stop the run
 
 
-def mixed_precision(config: TrainConfig) -> str:
-    """"auto": bf16 on a CUDA GPU that has it, fp16 on other CUDA GPUs, none on a CPU."""
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def mixed_precision(config: TrainConfig, device: torch.device | str | None = None) -> str:
+    """"auto": bf16 on a CUDA GPU that computes it natively, fp16 on other CUDA GPUs (T4, V100, RTX 20xx only
+    emulate bf16, slowly), none on a CPU. device: the training device (default: CUDA when there is one)."""
     if config.mixed_precision != "auto":
         return config.mixed_precision
-    if not torch.cuda.is_available():
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    if device.type != "cuda":
         return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if native_bf16(device) else "fp16"
 
 
 def sdxl_conditions(pooled: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
@@ -80,7 +86,8 @@ def diffusion_loss(model, latents: torch.Tensor, text: torch.Tensor, generators:
 
 def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModule, encode_text: EncodeText,
           dataset, out: str | Path, *, encode_video: EncodeVideo | None = None, resume: bool = False,
-          on_step: OnStep | None = None, accelerator=None, progress: bool = True) -> MotionModule:
+          on_step: OnStep | None = None, accelerator=None, progress: bool = True,
+          compute_dtype: torch.dtype | None = None) -> MotionModule:
     """Train `motion_module` (or a MotionLoRA on it) in `unet`, writing checkpoints into `out`; returns the trained
     module (LoRA merged in LoRA mode), frozen and in eval mode.
 
@@ -92,7 +99,8 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
     trains in pixel space (a UNet with 3 input channels).
     dataset: `dataset[(clip index, seed)] -> (video (3, f, H, W), caption)` (data.ClipDataset).
     resume: continue from `out/resume.pt` when it exists. on_step: called after every step (progress, interrupt);
-    an exception it raises stops the run after a resumable checkpoint of the last finished step is written."""
+    an exception it raises stops the run after a resumable checkpoint of the last finished step is written.
+    compute_dtype: the dtype a ComfyUI host computes in (its manual-cast dtype; default: its UNet's dtype)."""
     try:
         from accelerate import Accelerator
         from tqdm.auto import tqdm
@@ -108,12 +116,14 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                           "cannot train them: train motion_core.train.trainable_copy(module) instead")
     if len(dataset) == 0:
         raise DataError("the data set holds no clips")
-    try:
-        accelerator = accelerator or Accelerator(mixed_precision=mixed_precision(config))
-    except ValueError as e:  # Accelerate holds one state per process
-        raise ConfigError(f"{e} Accelerate keeps one mixed-precision setting per process: train with the same "
-                          "setting as before in this process, or in a new one") from None
+    accelerator = accelerator or Accelerator()  # devices and processes; mixed precision is ours (below)
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    # autocast in the frozen host's dtype (fp16 with loss scaling), the trained weights fp32: torch's own autocast
+    # and GradScaler, which also run on the CPU (Accelerate keeps fp16 for GPUs)
+    precision = mixed_precision(config, device)
+    autocast = (lambda: torch.autocast(device.type, dtype=AMP_DTYPES[precision])) if precision in AMP_DTYPES \
+        else contextlib.nullcontext
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != world:  # each process would train alone and all would write the same files
         raise ConfigError(f"{launched} processes were launched but Accelerate sees {world}: on a machine without GPUs "
@@ -132,16 +142,16 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                                   weight_decay=config.weight_decay)
     step, log_rows = 0, []
     if resume and files.resume.exists():
-        step, log_rows = load_checkpoint(files, motion_module, optimizer, config, world)
+        step, log_rows = load_checkpoint(files, motion_module, optimizer, config, world, scaler)
     alphas = alphas_cumprod(config).to(device)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config, world, rank, step),
                                          num_workers=config.num_workers, collate_fn=collate)
 
     def checkpoint(done: int) -> None:
         if accelerator.is_main_process:
-            save_checkpoint(files, motion_module, optimizer, done, config, world, log_rows)
+            save_checkpoint(files, motion_module, optimizer, done, config, world, log_rows, scaler)
 
-    animated = motion_unet(unet, motion_module)  # diffusers or ComfyUI host, MotionUNet's calling convention
+    animated = motion_unet(unet, motion_module, compute_dtype)  # diffusers or ComfyUI host, MotionUNet's convention
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(remove_lora, motion_module)  # runs last: LoRA pairs off, the module's own weights intact
         cleanup.callback(animated.eject)
@@ -179,16 +189,26 @@ def train(config: TrainConfig, unet: torch.nn.Module, motion_module: MotionModul
                     else:
                         latents = encode_video(video, [torch.Generator().manual_seed(
                             sample_seed(config.seed, step, i, "vae")) for i in indices])
-                    latents = latents.contiguous()  # torch 2.13's CPU backward crashed on strided (b, c, f, h, w)
+                    # on the training device whatever device the encoder ran on; torch 2.13's CPU backward crashed
+                    # on strided (b, c, f, h, w)
+                    latents = latents.to(device).contiguous()
                 # DDP averages gradients over processes only on the last micro step; earlier ones accumulate locally
                 with accelerator.no_sync(model) if micro < config.grad_accum - 1 else contextlib.nullcontext():
-                    loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added,
-                                          config.timestep_bias, config.loss_weighting, config.noise_sharing)
-                    accelerator.backward(loss / config.grad_accum)
+                    with autocast():
+                        loss = diffusion_loss(model, latents, text, generators, alphas, config.num_timesteps, added,
+                                              config.timestep_bias, config.loss_weighting, config.noise_sharing)
+                    scaled = loss / config.grad_accum
+                    accelerator.backward(scaler.scale(scaled) if scaler is not None else scaled)
                 step_loss += loss.detach() / config.grad_accum
+            if scaler is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients; a step with inf / NaN ones is skipped
             if config.grad_clip > 0:
                 accelerator.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
 

@@ -14,10 +14,11 @@ from torch import nn
 
 from ..config import VERSION_DEFAULTS, MotionModuleConfig
 from ..errors import ConfigError
-from ..frames import current_frames, frames_context
+from ..frames import current_call, enter_call, exit_call, frames_context
 from ..hosts import host_adapter
 from ..module import MotionModule, VanillaTemporalModule
 from ..patch import Patch, inject
+from ..vae import vae_precision
 
 NORM_GROUPS = 32  # the motion module's GroupNorm groups: fixed by the file format (not the host's own groups)
 
@@ -98,8 +99,9 @@ def vae_encoder(vae: nn.Module, scaling_factor: float | None = None) -> EncodeVi
     @torch.no_grad()
     def encode(video: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         b = video.shape[0]
-        images = rearrange(video, "b c f h w -> (b f) c h w").to(vae.device, vae.dtype)
-        posterior = vae.encode(images).latent_dist
+        with vae_precision(vae):  # fp32 for an fp16 VAE that says force_upcast (SDXL's)
+            images = rearrange(video, "b c f h w -> (b f) c h w").to(vae.device, vae.dtype)
+            posterior = vae.encode(images).latent_dist
         mean = rearrange(posterior.mean, "(b f) c h w -> b c f h w", b=b)
         std = rearrange(posterior.std, "(b f) c h w -> b c f h w", b=b)
         noise = torch.stack([torch.randn(mean.shape[1:], generator=g, dtype=torch.float32) for g in generators])
@@ -109,12 +111,15 @@ def vae_encoder(vae: nn.Module, scaling_factor: float | None = None) -> EncodeVi
 
 def _checkpoint_keeping_frames(function, *args):
     """torch.utils.checkpoint for the host's blocks; the recomputation in backward runs outside the MotionUNet
-    call, so the frame count the forward saw is put back around it (hooks on resnets need it)."""
-    frames = current_frames()
+    call, so the call the forward saw (its frame count) is put back around it (hooks on resnets need it)."""
+    call = current_call()
 
     def run(*inner):
-        with frames_context(frames) if frames is not None else contextlib.nullcontext():
+        previous = enter_call(call)
+        try:
             return function(*inner)
+        finally:
+            exit_call(previous)
     return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
 
 
@@ -141,10 +146,13 @@ class ComfyMotionUNet(nn.Module):
     """ComfyUI's openaimodel `UNetModel` (duck-typed, nothing imported) with motion modules inserted by `Patch`, in
     MotionUNet's calling convention `(sample (b, c, f, h, w), timestep (b,), text (b, n, d)) -> (b, c, f, h, w)`.
     The frame count reaches the layers as ComfyUI's own sampling passes it: `cond_or_uncond` and the
-    forward_timestep_embed patch in transformer_options. `eject()` removes the layers again."""
+    forward_timestep_embed patch in transformer_options. Inputs are cast as ComfyUI's `_apply_model` casts them:
+    sample and text to `dtype` (the compute dtype: ComfyUI's manual-cast dtype, else its UNet's dtype), timesteps
+    float; the prediction comes back float32. `eject()` removes the layers again."""
 
-    def __init__(self, unet: nn.Module, motion_module: MotionModule):
+    def __init__(self, unet: nn.Module, motion_module: MotionModule, dtype: torch.dtype | None = None):
         super().__init__()
+        self.dtype = dtype or getattr(unet, "dtype", None) or next(unet.parameters()).dtype
         from ..hosts.comfy import MotionLayer, forward_timestep_embed_handler
         if getattr(unet, "num_classes", None) is not None:
             raise ConfigError("this ComfyUI model needs class / size conditioning (SDXL): train SDXL motion modules "
@@ -157,19 +165,21 @@ class ComfyMotionUNet(nn.Module):
                 added_cond_kwargs=None) -> torch.Tensor:
         b, f = sample.shape[0], sample.shape[2]
         options = {"cond_or_uncond": [0] * b, "patches": {"forward_timestep_embed_patch": [self.handler]}}
-        x = rearrange(sample, "b c f h w -> (b f) c h w")
-        context = repeat(encoder_hidden_states, "b n d -> (b f) n d", f=f)
+        x = rearrange(sample, "b c f h w -> (b f) c h w").to(self.dtype)
+        context = repeat(encoder_hidden_states, "b n d -> (b f) n d", f=f).to(x.device, self.dtype)
         with frames_context(f):  # v1's cross-frame GroupNorms read it
-            out = self.unet(x, timesteps=timestep.repeat_interleave(f), context=context, transformer_options=options)
-        return rearrange(out, "(b f) c h w -> b c f h w", f=f)
+            out = self.unet(x, timesteps=timestep.repeat_interleave(f).float(), context=context,
+                            transformer_options=options)
+        return rearrange(out.float(), "(b f) c h w -> b c f h w", f=f)
 
     def eject(self) -> nn.Module:
         self.patch.remove()
         return self.unet
 
 
-def motion_unet(unet: nn.Module, motion_module: MotionModule) -> nn.Module:
-    """The host with the module inserted, MotionUNet's calling convention; `.eject()` takes it out again."""
+def motion_unet(unet: nn.Module, motion_module: MotionModule, dtype: torch.dtype | None = None) -> nn.Module:
+    """The host with the module inserted, MotionUNet's calling convention; `.eject()` takes it out again. dtype: a
+    ComfyUI host's compute dtype (default: its UNet's)."""
     if host_adapter(unet).name == "diffusers":
         return inject(unet, motion_module)
-    return ComfyMotionUNet(unet, motion_module)
+    return ComfyMotionUNet(unet, motion_module, dtype)
