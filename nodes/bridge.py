@@ -50,10 +50,41 @@ def mmap_torch_files() -> bool:
     return bool(getattr(comfy.utils, "MMAP_TORCH_FILES", False))
 
 
-def unet_dtype():
-    """The dtype ComfyUI runs UNets in on this machine (fp16 on most GPUs, fp32 on a CPU)."""
-    import comfy.model_management
-    return comfy.model_management.unet_dtype()
+def default_dtypes():
+    """(storage, compute): the dtypes ComfyUI gives a UNet on this machine by default (its --*-unet flags and the
+    device): fp16 on most GPUs, fp32 on a CPU; fp8 storage computing in fp16 / bf16 / fp32 under the fp8 flags."""
+    import comfy.model_management as mm
+    storage = mm.unet_dtype()
+    return storage, mm.unet_manual_cast(storage, mm.get_torch_device()) or storage
+
+
+def model_dtypes(model):
+    """(storage, compute) dtypes of a MODEL's UNet: its weights', and the one it runs in (manual cast)."""
+    storage = model.model.get_dtype()
+    return storage, model.model.manual_cast_dtype or storage
+
+
+def operations(weight_dtype, compute_dtype):
+    """ComfyUI's layer operations for weights stored in `weight_dtype` computing in `compute_dtype`, picked as core
+    picks them for its models and ControlNets: they cast per layer when the two differ, and let ComfyUI load a model
+    partly (layers left on the offload device cast their weights to the input's device as they run)."""
+    import comfy.ops
+    return comfy.ops.pick_operations(weight_dtype, compute_dtype, disable_fast_fp8=True)
+
+
+def motion_for(module, storage, compute, requested=None):
+    """The motion module as it runs beside a UNet stored in `storage` computing in `compute`: weights in
+    motion_core.precision.module_dtype (or `requested`), position encodings in the compute dtype, layers from
+    ComfyUI's operations for that pair. `module` itself when it is so already; else a copy (the input unchanged)
+    that shares every tensor needing no cast."""
+    from ..motion_core.formats import copy_module
+    from ..motion_core.precision import module_dtype
+    dtype = module_dtype(storage, compute, requested)
+    ops = operations(dtype, compute)
+    pe = {m.pe.dtype for m in module.modules() if hasattr(m, "pe")}
+    if module.operations is ops and {p.dtype for p in module.parameters()} == {dtype} and pe <= {compute}:
+        return module
+    return copy_module(module, operations=ops, dtype=dtype, pe_dtype=compute)
 
 
 def samplers_and_schedulers() -> tuple[list[str], list[str]]:
@@ -88,10 +119,12 @@ def set_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
         model.add_wrapper_with_key(kind, key, wrapper)
 
 
-def slice_conds(cond_list, frames: int, index):
+def slice_conds(cond_list, frames: int, window: tuple[int, ...]):
     """A cond list for one window: every per-frame tensor (batch == frames: prompt travel, area / mask
     conditioning, inpainting and other model conds) sliced to the window's frames. The input is not changed."""
     import torch
+
+    from ..motion_core.context import window_index
     if cond_list is None:
         return None
     out = []
@@ -99,13 +132,13 @@ def slice_conds(cond_list, frames: int, index):
         cond = dict(cond)
         for key, value in list(cond.items()):
             if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == frames:
-                cond[key] = value.index_select(0, index.to(value.device))
+                cond[key] = value.index_select(0, window_index(window, value.device))
             elif key == "model_conds":
                 conds = dict(value)
                 for name, c in conds.items():
                     t = getattr(c, "cond", None)
                     if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == frames:
-                        conds[name] = c._copy_with(t.index_select(0, index.to(t.device)))
+                        conds[name] = c._copy_with(t.index_select(0, window_index(window, t.device)))
                 cond[key] = conds
         out.append(cond)
     return out
@@ -157,18 +190,20 @@ class ControlWindows:
         keep = {tuple(w) for w in windows}
         self.features = {k: v for k, v in self.features.items() if k[1] in keep}
 
-    def enter(self, controls, frames: int, window: list[int], index) -> list:
+    def enter(self, controls, frames: int, window: tuple[int, ...]) -> list:
         """Give each per-frame control the window's frames; returns what exit() needs to put them back."""
         import torch
+
+        from ..motion_core.context import window_index
         saved = []
         for c in controls:
             hint = getattr(c, "cond_hint_original", None)
             if hint is None or hint.shape[0] != frames:  # no hint, or one image for every frame: as core does
                 continue
             saved.append((c, {a: getattr(c, a) for a in self.SWAPPED if hasattr(c, a)}))
-            c.cond_hint_original = hint.index_select(0, index.to(hint.device))
-            c.extra_concat_orig = [e.index_select(0, index.to(e.device)) if e.ndim and e.shape[0] == frames else e
-                                   for e in c.extra_concat_orig]
+            c.cond_hint_original = hint.index_select(0, window_index(window, hint.device))
+            c.extra_concat_orig = [e.index_select(0, window_index(window, e.device)) if e.ndim and e.shape[0] == frames
+                                   else e for e in c.extra_concat_orig]
             rows = self.rows.get(id(c), {})
             c.cond_hint = torch.stack([rows[f] for f in window]) if all(f in rows for f in window) else None
             if hasattr(c, "control_input"):
@@ -226,15 +261,16 @@ class SamplingRounds:
         return self.executor(noise, self.latent_image, self.sampler, sigmas, *self.args, **self.kwargs)
 
 
-def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, device=None):
+def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, compute=None, device=None):
     """ComfyUI's cldm ControlNet holding a SparseCtrl's image layers (motion_core.sparsectrl.SparseCtrlConfig,
     official keys), with its condition embedding as the file has it and SparseMotion modules inserted after each
-    down-block ResBlock / SpatialTransformer (as the original; none after conv_in, downsamplers or in the middle)."""
+    down-block ResBlock / SpatialTransformer (as the original; none after conv_in, downsamplers or in the middle).
+    Weights stored in `dtype` (default fp32), run in `compute` (default: dtype): every layer, the motion modules'
+    too, from ComfyUI's operations for that pair, so it casts per layer and loads partly as core's ControlNets do."""
     import torch
     from torch import nn
 
     import comfy.cldm.cldm
-    import comfy.ops
     import comfy.utils
     from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
 
@@ -242,10 +278,11 @@ def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, dev
     from ..motion_core.errors import UnknownLayoutError
     from ..motion_core.hosts.comfy import ComfyHost
     from ..motion_core.sparsectrl import SparseMotion, cldm_state_dict, load_motion, motion_config, motion_paths
-    ops = comfy.ops.disable_weight_init
+    dtype = dtype or torch.float32
+    compute = compute or dtype
+    ops = operations(dtype, compute)
     cfg = {k: v for k, v in unet_config.items() if k != "out_channels"}
     cfg["in_channels"] = state_dict["conv_in.weight"].shape[1]
-    dtype = dtype or torch.float32
     cfg["dtype"] = dtype
     hint = config.condition_channels + 1
     model = comfy.cldm.cldm.ControlNet(hint_channels=hint, operations=ops, device=device, **cfg)
@@ -266,7 +303,7 @@ def sparsectrl_controlnet(state_dict, config, unet_config: dict, dtype=None, dev
     except RuntimeError as e:
         raise UnknownLayoutError(f"the SparseCtrl does not fit ComfyUI's ControlNet: {str(e)[:600]}") from None
     motion = load_motion(state_dict, SparseMotion(motion_config([width * m for m in cfg["channel_mult"]],
-                                                                cfg["num_res_blocks"][0], config)), dtype)
+                                                                cfg["num_res_blocks"][0], config), ops), dtype, compute)
     control = MotionControl()
     for path, point in ComfyHost.points(model, motion_paths(motion.config)).items():
         ComfyHost.attach(point, motion.get_submodule(path), control)
@@ -331,7 +368,8 @@ def sparsectrl_control_class():
                 factor = self.sparse_config.factor * (1 if self.sparse_config.kind == "scribble" else 8)
                 pixels = comfy.utils.common_upscale(pixels, w * factor, h * factor, "bilinear", "center")
                 if self.sparse_config.kind == "rgb":
-                    loaded = comfy.model_management.loaded_models(only_currently_used=True)
+                    loaded = [m for m in comfy.model_management.loaded_models(only_currently_used=True)
+                              if m is not None]  # (a model collected since it loaded leaves None there)
                     latents = self.vae.encode(pixels.movedim(1, -1)[..., :3])
                     comfy.model_management.load_models_gpu(loaded)
                     pixels = self.model_latent_format.process_in(latents)
@@ -342,7 +380,9 @@ def sparsectrl_control_class():
             prev = None
             if self.previous_controlnet is not None:
                 prev = self.previous_controlnet.get_control(x_noisy, t, cond, batched_number, transformer_options)
-            if self.timestep_range is not None and (t[0] > self.timestep_range[0] or t[0] < self.timestep_range[1]):
+            limited = tuple(self.timestep_percent_range) != (0.0, 1.0)  # else no timestep is read (a host sync)
+            if limited and self.timestep_range is not None and \
+                    (t[0] > self.timestep_range[0] or t[0] < self.timestep_range[1]):
                 return prev
             frames = x_noisy.shape[0] // batched_number
             params = transformer_options.get("ad_params") or {}
@@ -370,16 +410,19 @@ def sparsectrl_control_class():
 
 def load_sparsectrl_control(path: str, model):
     """A SparseCtrl file (read safely) as a SparseCtrl control for the MODEL's UNet (its config and dtype)."""
+    from ..motion_core.precision import module_dtype
     from ..motion_core.sparsectrl import check_fits, infer_config, read_sparsectrl
     sd, heads = read_sparsectrl(path)
     unet_config = dict(model.model.model_config.unet_config)
     check_fits(sd, len(unet_config.get("channel_mult", ())), unet_config.get("model_channels"),
                unet_config.get("context_dim"), "SDXL" if unet_config.get("adm_in_channels") else "SD1.5")
     config = infer_config(sd, heads or 8)
-    dtype = model.model.get_dtype()
-    control_model = sparsectrl_controlnet({k: v.to(dtype) for k, v in sd.items()}, config, unet_config, dtype=dtype)
+    storage, compute = model_dtypes(model)
+    dtype = module_dtype(storage, compute)  # as the motion module: never fp8 unasked
+    control_model = sparsectrl_controlnet({k: v.to(dtype) for k, v in sd.items()}, config, unet_config, dtype=dtype,
+                                          compute=compute)
     return sparsectrl_control_class()(control_model, config, load_device=model.load_device,
-                                      manual_cast_dtype=model.model.manual_cast_dtype)
+                                      manual_cast_dtype=compute if compute != dtype else None)
 
 
 def attach_control(conditioning, control, images, indices, strength: float, percent_range, vae):

@@ -29,12 +29,27 @@ NOISE_TOOLTIP = ("Starting noise across frames (seeded by the sampler's seed). i
                  "and SDE samplers add fresh independent noise at every step, which weakens them.")
 
 
-def current_step(sigmas, timestep) -> int:
-    """The index of this call's sigma in the sampling's sigmas (uniform and looped windows rotate with it)."""
-    if sigmas is None:
-        return 0
-    matches = torch.nonzero(torch.isclose(sigmas, timestep[:1].to(sigmas), rtol=1e-4))
-    return int(matches[0].item()) if matches.numel() else 0
+class StepCounter:
+    """The sampling step a model call belongs to (uniform and looped windows rotate with it), counted on the host:
+    ComfyUI's samplers call the sampling's callback after each step with its index. Reading the step off the
+    call's timestep instead would make the host wait for the device at every model call."""
+
+    def __init__(self):
+        self.step = 0
+
+    def counting(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """outer_sample's (args, kwargs) after (noise, latent, sampler, sigmas) with its callback (args[1]: after
+        denoise_mask) wrapped to count the steps; the count starts at 0."""
+        callback = args[1] if len(args) > 1 else kwargs.get("callback")
+        self.step = 0
+
+        def counted(step, *rest):
+            self.step = step + 1
+            if callback is not None:
+                return callback(step, *rest)
+        if len(args) > 1:
+            return (args[0], counted, *args[2:]), kwargs
+        return args, {**kwargs, "callback": counted}
 
 
 def free_init_rounds(rounds, noise, sigmas, settings: dict, seed: int, reset):
@@ -75,7 +90,7 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
     `noise_type` starting noise (motion_core.context.starting_noise), with FreeInit when `free_init` (the FreeInit
     Options node's settings) asks for it; options None: no windows (the whole clip at once), the starting noise
     shaped over the whole clip."""
-    from ..motion_core.context import ContextOptions, sample_windows, starting_noise, windows
+    from ..motion_core.context import ContextOptions, sample_windows, starting_noise, window_index, windows
     if noise_type not in NOISE_TYPES:
         from ..motion_core import ConfigError
         raise ConfigError(f"noise_type {noise_type!r} is not one of {', '.join(NOISE_TYPES)}")
@@ -88,11 +103,16 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
         bridge.set_wrapper(m, kind, KEY, None)
     if options is None and noise_type == "independent" and free_init is None:
         return m
-    hints = bridge.ControlWindows()
+    hints, steps = bridge.ControlWindows(), StepCounter()
+
+    def reset():  # before each sampling and each FreeInit round
+        hints.reset()
+        steps.step = 0
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
-        hints.reset()
+        reset()
         seed = (args[3] if len(args) > 3 else kwargs.get("seed")) or 0  # after denoise_mask, callback, disable_pbar
+        args, kwargs = steps.counting(args, kwargs)
         if noise_type != "independent":
             shaped = options or ContextOptions(length=noise.shape[0], overlap=0)
             noise = starting_noise(noise, noise_type, shaped, seed, dim=0)
@@ -100,7 +120,7 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
             if free_init is None:
                 return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
             rounds = bridge.SamplingRounds(executor, noise, latent_image, sampler, sigmas, args, kwargs)
-            return free_init_rounds(rounds, noise, sigmas, free_init, seed, hints.reset)
+            return free_init_rounds(rounds, noise, sigmas, free_init, seed, reset)
         finally:
             hints.reset()
 
@@ -118,19 +138,20 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
         if frames <= options.length:
             return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
         transformer_options = model_options.setdefault("transformer_options", {})
-        step = current_step(transformer_options.get("sample_sigmas"), timestep)
+        step = steps.step
         controls = hints.controls(conds)
         hints.check(controls, frames)
         hints.keep_windows(windows(frames, options, step))
 
         def predict(x, window):
-            index = torch.tensor(window, device=x_in.device)
+            window = tuple(window)
             transformer_options["ad_params"] = {"full_length": frames, "context_length": options.length,
-                                                "sub_idxs": window, "video_length": len(window)}
-            saved = hints.enter(controls, frames, window, index)
+                                                "sub_idxs": list(window), "video_length": len(window)}
+            saved = hints.enter(controls, frames, window)
             try:
-                results = executor(model, [bridge.slice_conds(c, frames, index) for c in conds], x,
-                                   timestep.index_select(0, index), model_options, *args, **kwargs)
+                results = executor(model, [bridge.slice_conds(c, frames, window) for c in conds], x,
+                                   timestep.index_select(0, window_index(window, timestep.device)), model_options,
+                                   *args, **kwargs)
             finally:
                 hints.exit(saved, window)
                 transformer_options.pop("ad_params", None)

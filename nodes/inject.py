@@ -15,13 +15,15 @@ from . import bridge
 KEY = "motion_core"
 
 
-def injected_clone(model, motion_module, scale: float, strength: float, schedule, control=None):
+def injected_clone(model, motion_module, scale: float, strength: float, schedule, control=None,
+                   weight_dtype: str = "auto"):
     """control: a motion_core.control.MotionControl (per-frame curves, a mask, start / end); None: `scale` and
-    `strength` for every frame, pixel and step."""
+    `strength` for every frame, pixel and step. weight_dtype: "auto" (motion_core.precision.module_dtype) or a name
+    of motion_core.precision.WEIGHT_DTYPES."""
     from ..motion_core import ConfigError
     from ..motion_core.control import MotionControl
-    from ..motion_core.formats import with_loras
-    from ..motion_core.frames import frames_context
+    from ..motion_core.precision import weight_dtype as dtype_named
+    from ..motion_core.frames import Call, enter_call, exit_call, make_call
     from ..motion_core.hosts.comfy import MotionLayer, forward_timestep_embed_handler, frames_per_clip
     from ..motion_core.patch import Patch, check_compatible
     from ..motion_core.schedule import module_schedule
@@ -29,9 +31,8 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     unet = model.model.diffusion_model
     check_compatible(unet, motion_module)  # wrong family: refused now, naming both, not at sampling time
     config = motion_module.config
-    dtype = model.model.manual_cast_dtype or model.model.get_dtype()  # the UNet's compute dtype
-    if next(motion_module.parameters()).dtype != dtype:  # e.g. an fp16 file on a CPU (fp32) model: cast a sibling,
-        motion_module = with_loras(motion_module, ()).to(dtype)  # the loaded module stays as it was
+    # the dtypes and layer operations of this model (a copy where they differ: the loaded module stays as it was)
+    motion_module = bridge.motion_for(motion_module, *bridge.model_dtypes(model), requested=dtype_named(weight_dtype))
     control = control or MotionControl(strength, scale)
     m = model.clone()
     state = {}
@@ -52,14 +53,21 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
         if frames > config.pe_length and not control.off:
             raise ConfigError(f"this motion module holds {config.pe_length} frames; the batch has {frames}: use "
                               f"Sample Frames with a context length of at most {config.pe_length}")
-        window = params.get("sub_idxs")
-        if window is not None and len(window) != frames:
-            window = None  # another node's windows, not ours: the frames are taken as the clip's own
-        length = params.get("full_length") if window is not None else frames
-        timesteps = args[0] if args else kwargs.get("timesteps")
-        step = float(timesteps.flatten()[0]) if timesteps is not None and timesteps.numel() else None
-        with frames_context(frames, window=window, length=length, timestep=step, motion=control.active(step)):
+        if control.constant:  # all the motion layers need: the frame count (this path compiles with fullgraph)
+            call = Call(frames)
+        else:  # per-frame values follow the window; start / end read the timestep, on its device (no host sync)
+            window = params.get("sub_idxs")
+            if window is not None and len(window) != frames:
+                window = None  # another node's windows, not ours: the frames are taken as the clip's own
+            length = params.get("full_length") if window is not None else frames
+            timesteps = args[0] if args else kwargs.get("timesteps")
+            call = make_call(frames, window=window, length=length, timestep=timesteps,
+                             motion=control.active(timesteps))
+        previous = enter_call(call)
+        try:
             return executor(x, *args, **kwargs)
+        finally:
+            exit_call(previous)
 
     def outer_sample(executor, noise, *args, **kwargs):
         if not control.off:

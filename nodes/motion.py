@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..motion_core.precision import WEIGHT_DTYPES
 from . import bridge
 from .types import CATEGORY, MOTION_MODULE
 
@@ -34,9 +35,10 @@ class LoadMotionModule:
         from ..motion_core import load_motion_module
         from ..motion_core.formats import read_checkpoint
         # read as ComfyUI reads model files (its --mmap-torch-files flag decides whether pickles are mapped), and
-        # straight to the dtype models run in here: one copy in memory, no cast at every Inject
+        # made as models run here by default (dtype and ComfyUI's layer operations: motion_core.precision): Inject
+        # then uses it as it is, unless its model was loaded in other dtypes
         raw = read_checkpoint(bridge.model_path(bridge.MODULE_FOLDER, model_name), mmap=bridge.mmap_torch_files())
-        module = load_motion_module(raw, dtype=bridge.unet_dtype())
+        module = bridge.motion_for(load_motion_module(raw), *bridge.default_dtypes())
         for note in module.info.notes:
             print(f"[motion_core] {model_name}: {note}")
         return (module,)
@@ -105,14 +107,19 @@ class InjectMotionModule:
                                         "first step); before it, the plain image model."}),
             "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip":
                                       "The motion stops acting at this fraction of the sampling (1 = to the end)."}),
+            "weight_dtype": (list(WEIGHT_DTYPES), {"default": "auto", "tooltip":
+                             "The motion module's weights: auto = the model's dtype (fp16 / bf16 / fp32; under fp8 "
+                             "flags the dtype it computes in, so fp8 never quantises the module unasked); fp8_* = "
+                             "store them in fp8 (half the memory of fp16, cast per layer as they run)."}),
         }}
 
     def inject(self, model, motion_module, scale, strength, beta_schedule, motion_mask=None, strength_curve="",
-               scale_curve="", start_percent=0.0, end_percent=1.0):
+               scale_curve="", start_percent=0.0, end_percent=1.0, weight_dtype="auto"):
         from ..motion_core.control import Curve, MotionControl
         from .inject import injected_clone
         control = MotionControl(
             Curve.parse(strength_curve, "strength_curve").scaled(strength) if strength_curve.strip() else strength,
             Curve.parse(scale_curve, "scale_curve").scaled(scale) if scale_curve.strip() else scale,
             mask=motion_mask, start=start_percent, end=end_percent)
-        return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule], control),)
+        return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule], control,
+                               weight_dtype=weight_dtype),)

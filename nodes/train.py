@@ -63,14 +63,17 @@ class TrainMotionModule:
         from ..motion_core import ConfigError
         from ..motion_core.errors import MissingDependencyError
         from ..motion_core.formats import atomic_write
+        from ..motion_core.precision import training_precision
         from ..motion_core.train import TrainConfig, new_motion_module, open_dataset, train, trainable_copy
 
         if lora_rank and motion_module is None:
             raise ConfigError("a LoRA rank trains a MotionLoRA on an existing motion module: connect motion_module")
         if not name or Path(name).name != name:
             raise ConfigError(f"name {name!r} must be a plain file name (no folders)")
+        dtypes = bridge.model_dtypes(model)  # (storage, compute): autocast in the dtype the UNet computes in
         config = TrainConfig(frames=frames, stride=stride, size=size, steps=steps, batch=batch, lr=learning_rate,
-                             lora_rank=lora_rank or None, save_every=save_every, seed=seed, mixed_precision="no")
+                             lora_rank=lora_rank or None, save_every=save_every, seed=seed,
+                             mixed_precision=training_precision(dtypes[1]))
         dataset = open_dataset(data_folder, config)
         try:
             from accelerate import Accelerator
@@ -85,10 +88,14 @@ class TrainMotionModule:
                 else trainable_copy(motion_module)  # the connected module stays as it was (bit-identical)
             folder = bridge.training_folder(name)
             on_step = bridge.training_callback(steps)
-            trained = train(config, unet, start, caption_encoder(clip), dataset, folder,
-                            encode_video=video_encoder(vae, model.model.latent_format), resume=resume,
-                            on_step=on_step, accelerator=Accelerator(cpu=model.load_device.type == "cpu",
-                                                                     mixed_precision="no"))
+            reload = lambda: bridge.load_model(model)  # noqa: E731  (encoding may have ComfyUI unload the UNet)
+            trained = train(config, unet, start, caption_encoder(clip, reload), dataset, folder,
+                            encode_video=video_encoder(vae, model.model.latent_format, reload), resume=resume,
+                            on_step=on_step, accelerator=Accelerator(cpu=model.load_device.type == "cpu"),
+                            compute_dtype=dtypes[1])
+        # handed back as Load Motion Module makes one, on ComfyUI's offload device: Inject puts it under ComfyUI's
+        # memory management, instead of an fp32 copy held on the training device while the output is cached
+        trained = bridge.motion_for(trained.to(model.offload_device), *dtypes)
         kind = "motion_lora" if lora_rank else "motion_module"
         folder_name = bridge.LORA_FOLDER if lora_rank else bridge.MODULE_FOLDER
         target = Path(bridge.model_folder(folder_name)) / f"{name}.safetensors"
@@ -111,26 +118,31 @@ def autograd_ready(module) -> None:
                 m._buffers[name] = b.clone()
 
 
-def caption_encoder(clip):
-    """captions -> (b, 77, d) through ComfyUI's CLIP, each distinct caption encoded once."""
+def caption_encoder(clip, reload):
+    """captions -> (b, 77, d) through ComfyUI's CLIP (on its device), each distinct caption encoded once; `reload()`
+    after a new one, since ComfyUI may have unloaded the training UNet to make room for the text encoder."""
     import torch
     cache = {}
 
     def encode(captions):
-        for c in captions:
-            if c not in cache:
-                cache[c] = clip.encode_from_tokens(clip.tokenize(c)).float().cpu()
+        new = [c for c in dict.fromkeys(captions) if c not in cache]
+        for c in new:
+            cache[c] = clip.encode_from_tokens(clip.tokenize(c)).float().cpu()
+        if new:
+            reload()
         return torch.cat([cache[c] for c in captions])
     return encode
 
 
-def video_encoder(vae, latent_format):
-    """video (b, 3, f, H, W) in [-1, 1] -> latents (b, c, f, h, w) scaled as the model expects. ComfyUI's VAE
-    returns the posterior mean, so the per-clip generators are not needed."""
+def video_encoder(vae, latent_format, reload):
+    """video (b, 3, f, H, W) in [-1, 1] -> latents (b, c, f, h, w) scaled as the model expects, on the video's
+    device. ComfyUI's VAE (on its device, in its dtype) returns the posterior mean, so the per-clip generators are not
+    needed; `reload()` after it, since ComfyUI may have unloaded the training UNet to make room for the VAE."""
     from einops import rearrange
 
     def encode(video, generators):
         pixels = rearrange((video + 1) / 2, "b c f h w -> (b f) h w c")  # ComfyUI IMAGE layout, [0, 1]
         latents = latent_format.process_in(vae.encode(pixels).float())
+        reload()
         return rearrange(latents, "(b f) c h w -> b c f h w", b=video.shape[0]).to(video.device)
     return encode

@@ -27,7 +27,8 @@ def _base(prompt: str, module: str, frames: int) -> dict:
         "4": {"class_type": "MC_LoadMotionModule", "inputs": {"model_name": module}},
         "5": {"class_type": "MC_InjectMotionModule", "inputs": {
             "model": ["1", 0], "motion_module": ["4", 0], "scale": 1.0, "strength": 1.0, "beta_schedule": "auto",
-            "strength_curve": "", "scale_curve": "", "start_percent": 0.0, "end_percent": 1.0}},
+            "strength_curve": "", "scale_curve": "", "start_percent": 0.0, "end_percent": 1.0,
+            "weight_dtype": "auto"}},
         "6": {"class_type": "MC_SampleFrames", "inputs": {
             "model": ["5", 0], "positive": ["2", 0], "negative": ["3", 0], "frames": frames, "width": 512,
             "height": 512, "seed": 42, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal",
