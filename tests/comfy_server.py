@@ -20,8 +20,9 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, comfy: Path, base: Path, python: str):
-        self.comfy, self.base, self.python = Path(comfy), Path(base), python
+    def __init__(self, comfy: Path, base: Path, python: str, args: tuple[str, ...] = ()):
+        """args: ComfyUI flags beyond --cpu (precision flags such as --fp8_e4m3fn-unet)."""
+        self.comfy, self.base, self.python, self.args = Path(comfy), Path(base), python, tuple(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "server.log"
@@ -31,7 +32,7 @@ class ComfyServer:
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--base-directory", str(self.base)], cwd=self.comfy, stdout=log, stderr=subprocess.STDOUT)
+             "--base-directory", str(self.base), *self.args], cwd=self.comfy, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
