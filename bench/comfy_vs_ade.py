@@ -1,9 +1,13 @@
 """motion_core vs ComfyUI-AnimateDiff-Evolved (the baseline) in the same ComfyUI: same checkpoint, same motion
 module (mm_sd_v15_v2.ckpt), 16 frames at 64x64 px, stock KSampler, same seed. Each pack runs in its own fresh server
-(so each peak RSS is its own), in ABBA order over --rounds servers per pack. Prints seconds per sampling step, peak server RSS, ratios ours / theirs, and the max
-difference between the two packs' output latents.
+(so each peak RSS is its own), in ABBA order over --rounds servers per pack. Prints seconds per sampling step, peak
+server RSS, ratios ours / theirs, and the max difference between the two packs' output latents.
 
     COMFYUI_PATH=... ADE_PATH=/path/to/ComfyUI-AnimateDiff-Evolved python bench/comfy_vs_ade.py [--steps 4]
+    COMFYUI_PATH=... python bench/comfy_vs_ade.py --before ../an-earlier-checkout   # this pack before / after a change
+
+With --before, an earlier checkout of this repository runs as one more pack in the same rotation (ratio after /
+before); without ADE_PATH, ADE is left out.
 
 Models come from tests/comfy_workspace.py (random-weight, full-size; built on first use). Seconds per step are
 measured as the difference between a run with 2 + steps and one with 2 steps, divided by steps, so model loading and
@@ -40,7 +44,7 @@ def workflow(pack: str, steps: int, seed: int = 42) -> dict:
         "8": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0],
                                                      "filename_prefix": f"bench/{pack}_{steps}_{seed}"}},
     }
-    if pack == "ours":
+    if pack in ("ours", "before"):
         wf["4"] = {"class_type": "MC_LoadMotionModule", "inputs": {"model_name": "mm_sd_v15_v2.ckpt"}}
         wf["5"] = {"class_type": "MC_InjectMotionModule", "inputs": {"model": ["1", 0], "motion_module": ["4", 0],
                                                                     "scale": 1.0, "strength": 1.0,
@@ -107,13 +111,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2, help="servers per pack, in ABBA order (ours, theirs, theirs, "
                                                          "ours, ...) so a drift of the machine cancels out")
+    p.add_argument("--before", type=Path, help="an earlier checkout of this repository, run as a pack of its own")
     args = p.parse_args()
-    ade = Path(os.environ["ADE_PATH"])
+    packs = [("ours", ROOT)]
+    if args.before:
+        packs.append(("before", args.before.resolve()))
+    if os.environ.get("ADE_PATH"):
+        packs.append(("ade", Path(os.environ["ADE_PATH"])))
+    if len(packs) == 1:
+        raise SystemExit("nothing to compare with: set ADE_PATH and / or pass --before")
     comfy, python, shared = comfy_workspace()
-    runs: dict[str, list] = {"ours": [], "ade": []}
+    runs: dict[str, list] = {pack: [] for pack, _ in packs}
     order = []
     for r in range(args.rounds):
-        order += [("ours", ROOT), ("ade", ade)] if r % 2 == 0 else [("ade", ade), ("ours", ROOT)]
+        order += packs if r % 2 == 0 else packs[::-1]
     for pack, node_path in order:
         runs[pack].append(run_pack(pack, base_for(pack, shared, node_path.resolve()), comfy, python, args.steps))
         print(f"  {pack}: {runs[pack][-1][0]:.3f} s/step", flush=True)
@@ -123,13 +134,21 @@ def main() -> None:
           f"per pack, {args.rounds} servers per pack in ABBA order; seconds per step from the medians of 3 runs of 2 "
           f"and of {2 + args.steps} steps per server, median over servers; peak RSS the highest")
     print(f"{'':34}{'s / step':>10}{'peak RSS GiB':>14}")
-    for pack, name in (("ours", "motion_core"), ("ade", "AnimateDiff-Evolved (baseline)")):
-        print(f"{name:34}{rows[pack][0]:10.3f}{rows[pack][1] / gb:14.2f}")
-    (ours_s, ours_rss, ours_latent), (ade_s, ade_rss, ade_latent) = rows["ours"], rows["ade"]
-    print(f"ours / theirs: time {ours_s / ade_s:.2f}x, peak RSS {ours_rss / ade_rss:.2f}x (target <= 1.0 for both)")
-    diff = (ours_latent - ade_latent).abs()
-    print(f"output latents ({2 + args.steps} steps, same seed): max |ours - theirs| = {diff.max().item():.3e}, "
-          f"mean {diff.mean().item():.3e}, latent max |x| = {ours_latent.abs().max().item():.3f}")
+    names = {"ours": "motion_core", "before": f"motion_core before ({args.before})",
+             "ade": "AnimateDiff-Evolved (baseline)"}
+    for pack in rows:
+        print(f"{names[pack]:34}{rows[pack][0]:10.3f}{rows[pack][1] / gb:14.2f}")
+    ours_s, ours_rss, ours_latent = rows["ours"]
+    if "before" in rows:
+        before_s, before_rss, before_latent = rows["before"]
+        print(f"after / before: time {ours_s / before_s:.3f}x, peak RSS {ours_rss / before_rss:.3f}x; output latents "
+              f"max |after - before| = {(ours_latent - before_latent).abs().max().item():.3e}")
+    if "ade" in rows:
+        ade_s, ade_rss, ade_latent = rows["ade"]
+        print(f"ours / theirs: time {ours_s / ade_s:.2f}x, peak RSS {ours_rss / ade_rss:.2f}x (target <= 1.0 for both)")
+        diff = (ours_latent - ade_latent).abs()
+        print(f"output latents ({2 + args.steps} steps, same seed): max |ours - theirs| = {diff.max().item():.3e}, "
+              f"mean {diff.mean().item():.3e}, latent max |x| = {ours_latent.abs().max().item():.3f}")
 
 
 if __name__ == "__main__":

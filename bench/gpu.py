@@ -1,25 +1,29 @@
 """One prepared benchmark for a GPU machine (an H100 / H200 with torch and no network), at most ~8 minutes. Writes
-gpu.json (every number) and gpu.txt (a short report) into the folder given by --out. Random weights of full-size
+gpu.json (every number, and a short report under "report") into the folder given by --out; bench/gpu.sh is the
+command that runs it there. Random weights of full-size
 shapes throughout, built on the device (nothing is downloaded):
 
   precision   fp16 and bf16 against fp32: max |difference| of the injected SD1.5 UNet + v2 module and of the SDXL UNet
               + SDXL beta module (one call, 16 frames at 64x64 latents / 32x32 for SDXL);
+  fp8         what ComfyUI's fp8 flags give: the UNet and the motion module stored in fp8 (e4m3fn), each layer
+              casting its weights to fp16 as it runs (ComfyUI's manual-cast operations when ComfyUI is importable,
+              else a stand-in that casts the same way): seconds per step and peak memory against fp16 and bf16
+              storage, and the max |difference| from fp32 (the motion module kept in fp16, as Inject's `auto` does,
+              and in fp8 as `weight_dtype` fp8 asks);
   speed       seconds per step (one UNet call: a CFG batch of 2 clips) and peak memory, fp16: SD1.5 at 512x512 x 16
               frames and SDXL at 1024x1024 x 16 frames, ours against diffusers' UNetMotionModel with the same weights;
   long        SD1.5 at 1024x1024 x 32 frames runs through (the chunked temporal attention keeps every kernel under
               CUDA's grid limit);
   train       training steps per second and peak memory at 16 frames 256x256 (SD1.5, bf16 autocast, AdamW on the
               module), gradient checkpointing off and on;
-  compile     torch.compile of each motion module: seconds per step against eager, and the max |difference|.
+  compile     torch.compile of each motion module's residual, and of the whole injected UNet's forward (the path
+              ComfyUI's TorchCompileModel compiles: diffusion_model with the motion layers inside): seconds per
+              step against eager, and the max |difference|.
 
 A section that fails is recorded with its error and the rest still run.
 
-    python bench/gpu.py --out build/gpu                      # on the GPU machine
-    python bench/gpu.py --out /tmp/g --device cpu --tiny     # the same code on tiny shapes (the test suite runs it)
-
-The device machine has torch but no network: carry diffusers and what it needs as wheels, made here with
-`pip download --no-deps -d build/wheels diffusers huggingface_hub` (plus whatever `pip install --no-index
---find-links build/wheels diffusers` there reports missing), and install them there before running this.
+    bench/gpu.sh                                   # on the GPU machine: carried wheels, budget, $OUT/gpu.json
+    bench/gpu.sh --device cpu --tiny --repeats 1   # the same, end to end, on tiny shapes (the test suite runs it)
 """
 
 from __future__ import annotations
@@ -116,15 +120,15 @@ class Bench:
 
     def inputs(self, family: str, batch: int, frames: int, side: int, dtype):
         _, _, (tokens, dim), _ = self.shapes[family]
-        g = torch.Generator(device=self.device).manual_seed(1)
-        sample = torch.randn(batch, 4, frames, side, side, generator=g, device=self.device, dtype=dtype)
-        text = torch.randn(batch, tokens, dim, generator=g, device=self.device, dtype=dtype)
+        g = torch.Generator(device=self.device).manual_seed(1)  # drawn in fp32, then cast: the same values each dtype
+        sample = torch.randn(batch, 4, frames, side, side, generator=g, device=self.device).to(dtype)
+        text = torch.randn(batch, tokens, dim, generator=g, device=self.device).to(dtype)
         added = None
         if family == "sdxl":
             pooled = self.shapes["sdxl"][0].get("projection_class_embeddings_input_dim") - 6 * \
                 self.shapes["sdxl"][0].get("addition_time_embed_dim")
             px = float(side * 8)
-            added = {"text_embeds": torch.randn(batch, pooled, generator=g, device=self.device, dtype=dtype),
+            added = {"text_embeds": torch.randn(batch, pooled, generator=g, device=self.device).to(dtype),
                      "time_ids": torch.tensor([[px, px, 0, 0, px, px]] * batch, device=self.device, dtype=dtype)}
         return sample, torch.tensor([500] * batch, device=self.device), text, added
 
@@ -251,7 +255,8 @@ def compile_(b: Bench) -> dict:
         eager = b.seconds(lambda: ours(model, *args))
         reference = ours(model, *args).float()
         modules = [m for m in mm.modules() if isinstance(m, VanillaTemporalModule)]
-        residual = torch.compile(VanillaTemporalModule.residual, dynamic=False)  # one function for all 21: a
+        backend = "eager" if b.tiny else "inductor"  # tiny: a check that it traces, not a timing
+        residual = torch.compile(VanillaTemporalModule.residual, dynamic=False, backend=backend)  # one for all 21: a
         for m in modules:  # graph per input shape (level), not per module; the host calls `residual`
             m.residual = lambda x, frames, scale=1.0, m=m: residual(m, x, frames, scale)
         try:
@@ -260,16 +265,111 @@ def compile_(b: Bench) -> dict:
         finally:
             for m in modules:
                 del m.residual
+        # the whole UNet forward compiled, motion layers (forward hooks reading the call's frame count) inside
+        unet_forward = unet.forward
+        unet.forward = torch.compile(unet_forward, backend=backend)
+        try:
+            whole = b.seconds(lambda: ours(model, *args))
+            whole_diff = (ours(model, *args).float() - reference).abs().max().item()
+        finally:
+            unet.forward = unet_forward
     return {"eager_s": eager, "compiled_s": compiled, "speedup": eager / compiled, "max_abs_diff": diff,
-            "relative": diff / reference.abs().max().item(), "dtype": str(dtype)[6:]}
+            "relative": diff / reference.abs().max().item(), "dtype": str(dtype)[6:],
+            "unet_compiled_s": whole, "unet_speedup": eager / whole,
+            "unet_relative": whole_diff / reference.abs().max().item()}
 
 
-SECTIONS = {"precision": precision, "speed": speed, "long": long, "train": train, "compile": compile_}
+def cast_operations():
+    """Layers stored in one dtype that cast their weights to the input's dtype and device as they run: ComfyUI's
+    manual_cast operations when ComfyUI is importable, else a stand-in doing the same cast."""
+    try:
+        import comfy.ops
+        return comfy.ops.manual_cast, "comfy.ops.manual_cast"
+    except ImportError:
+        pass
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Ops:
+        class Linear(nn.Linear):
+            def forward(self, x):
+                return F.linear(x, self.weight.to(x), None if self.bias is None else self.bias.to(x))
+
+        class LayerNorm(nn.LayerNorm):
+            def forward(self, x):
+                return F.layer_norm(x, self.normalized_shape, self.weight.to(x), self.bias.to(x), self.eps)
+
+        class GroupNorm(nn.GroupNorm):
+            def forward(self, x):
+                return F.group_norm(x, self.num_groups, self.weight.to(x), self.bias.to(x), self.eps)
+    return Ops, "a stand-in casting per layer (ComfyUI not importable)"
+
+
+def cast_unet(unet, storage, compute):
+    """The diffusers UNet's Linear / Conv weights stored in `storage`, cast to `compute` per call (forward pre-hooks
+    swap a cast copy in and the stored weight back out: what manual cast does per layer)."""
+    from torch import nn
+    layers = [m for m in unet.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for m in layers:
+        m.stored = {k: getattr(m, k).detach().to(storage) for k in ("weight", "bias") if getattr(m, k) is not None}
+        for k in m.stored:
+            delattr(m, k)
+            setattr(m, k, None)
+
+        def before(module, args):
+            for k, v in module.stored.items():
+                setattr(module, k, v.to(compute))
+
+        def after(module, args, output):  # the cast copy lives for the call only, as manual cast's does
+            for k in module.stored:
+                setattr(module, k, None)
+        m.register_forward_pre_hook(before)
+        m.register_forward_hook(after)
+    return unet
+
+
+def fp8(b: Bench) -> dict:
+    """fp8 storage (UNet and motion module) cast per layer to fp16, against fp16 / bf16 storage and fp32."""
+    from motion_core import inject
+    from motion_core.formats import copy_module
+    ops, which = cast_operations()
+    side, frames = b.size(SIZES["precision"]["sd15"])
+    compute = torch.float16 if b.device.type == "cuda" else torch.float32
+    out = {"operations": which, "compute": str(compute)[6:], "px": side * 8, "frames": frames}
+    with torch.no_grad():
+        unet, mm = b.models("sd15")
+        reference = ours(inject(unet, mm), *b.inputs("sd15", 1, frames, side, torch.float32)).float()
+        del unet, mm
+        rows = {"fp16": (torch.float16, torch.float16, None), "bf16": (torch.bfloat16, torch.bfloat16, None),
+                "fp8 (module fp16)": (torch.float8_e4m3fn, compute, compute),
+                "fp8 (module fp8)": (torch.float8_e4m3fn, compute, torch.float8_e4m3fn)}
+        for name, (storage, run_dtype, module_dtype) in rows.items():
+            unet, mm = b.models("sd15")
+            if storage in (torch.float16, torch.bfloat16):
+                unet, mm = unet.to(storage), mm.to(storage)
+            else:
+                unet = cast_unet(unet, storage, run_dtype)
+                mm = copy_module(mm, operations=ops, dtype=module_dtype, pe_dtype=run_dtype)
+            model = inject(unet, mm)
+            args = b.inputs("sd15", 2, frames, side, run_dtype)
+            b.reset_peak()
+            seconds = b.seconds(lambda: ours(model, *args))
+            got = ours(model, *b.inputs("sd15", 1, frames, side, run_dtype)).float()
+            out[name] = {"seconds": seconds, "peak_gib": b.peak_gib(),
+                         "max_abs_diff_vs_fp32": (got - reference).abs().max().item(),
+                         "relative": (got - reference).abs().max().item() / reference.abs().max().item()}
+            del model, unet, mm
+    for name in rows:
+        out[name]["time_vs_fp16"] = out[name]["seconds"] / out["fp16"]["seconds"]
+    return out
+
+
+SECTIONS = {"precision": precision, "fp8": fp8, "speed": speed, "long": long, "train": train, "compile": compile_}
 
 
 def report(results: dict) -> str:
     lines = [f"bench/gpu.py on {results['device_name']} ({results['shapes']} shapes), torch {results['torch']}"]
-    for name, value in results["sections"].items():
+    for name, value in results["sections"].items():  # (the report itself is not a section)
         lines.append(f"{name}: {json.dumps(value, default=lambda x: round(x, 5) if isinstance(x, float) else x)}")
     return "\n".join(lines) + "\n"
 
@@ -281,26 +381,33 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="tiny shapes (a check that the script runs, on any device)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these sections only")
+    p.add_argument("--budget", type=float, default=None, help="seconds: sections not started by then are skipped "
+                                                              "(recorded as skipped); gpu.json is rewritten after "
+                                                              "every section, so a killed run keeps what finished")
     args = p.parse_args()
     b = Bench(args.device, args.tiny, args.repeats)
     name = torch.cuda.get_device_name(b.device) if b.device.type == "cuda" else "CPU"
     results = {"device_name": name, "shapes": "tiny" if args.tiny else "full", "torch": torch.__version__,
-               "sections": {}}
+               "budget_s": args.budget, "sections": {}}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    begun = time.perf_counter()
     for section, fn in SECTIONS.items():
         if args.only and section not in args.only:
             continue
         started = time.perf_counter()
-        try:
-            results["sections"][section] = fn(b)
-        except Exception as e:  # noqa: BLE001 - one failed section is recorded, the others still run
-            results["sections"][section] = {"error": f"{type(e).__name__}: {e}",
-                                            "traceback": traceback.format_exc(limit=5)}
-        results["sections"][section]["wall_s"] = round(time.perf_counter() - started, 2)
+        if args.budget is not None and started - begun > args.budget:
+            results["sections"][section] = {"skipped": f"the {args.budget:g} s budget was spent"}
+        else:
+            try:
+                results["sections"][section] = fn(b)
+            except Exception as e:  # noqa: BLE001 - one failed section is recorded, the others still run
+                results["sections"][section] = {"error": f"{type(e).__name__}: {e}",
+                                                "traceback": traceback.format_exc(limit=5)}
+            results["sections"][section]["wall_s"] = round(time.perf_counter() - started, 2)
         print(f"{section}: {results['sections'][section]}", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "gpu.txt").write_text(report(results))
+        results["report"] = report(results)
+        (out / "gpu.json").write_text(json.dumps(results, indent=2) + "\n")  # the one results file
     print(report(results))
 
 

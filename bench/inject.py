@@ -5,6 +5,7 @@ One run prints, each configuration measured in its own fresh process (so its pea
   - diffusers' UNetMotionModel with the same weights (ratio ours / diffusers; target <= 1.0 for time and memory);
   - our chunked temporal attention's memory at 64x64 px vs 128x128 px.
     python bench/inject.py [--frames 16] [--repeats 3]
+    python bench/inject.py --before ../an-earlier-checkout [--rounds 3]   # the module's cost before / after a change
 Needs diffusers (the test extra). Weights are built once under build/bench/ and memory-mapped by every worker.
 """
 
@@ -105,11 +106,34 @@ def worker(kind: str, frames: int, px: int, repeats: int) -> None:
                       "shape": list(out.shape)}))
 
 
-def measure(kind: str, frames: int, px: int, repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--frames", str(frames), "--px", str(px),
+def measure(kind: str, frames: int, px: int, repeats: int, checkout: Path | None = None) -> dict:
+    """One configuration in a fresh process; `checkout`: another checkout of this repository (its own bench/inject.py
+    and motion_core, on the weights built here)."""
+    script = (checkout / "bench" / "inject.py") if checkout else Path(__file__)
+    cmd = [sys.executable, str(script), "--worker", kind, "--frames", str(frames), "--px", str(px),
            "--repeats", str(repeats)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env,
+                         cwd=checkout or Path(__file__).resolve().parents[1]).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def before_and_after(before: Path, frames: int, px: int, repeats: int, rounds: int) -> None:
+    """This checkout's injected UNet against an earlier checkout's, interleaved ABAB over `rounds` processes each (a
+    drift of the machine hits both alike); medians over processes."""
+    (before / "build").mkdir(exist_ok=True)
+    link = before / "build" / "bench"
+    if not link.exists():
+        link.symlink_to(BUILD)  # the same weight files for both
+    runs = {"after": [], "before": []}
+    for _ in range(rounds):
+        runs["after"].append(measure("ours", frames, px, repeats))
+        runs["before"].append(measure("ours", frames, px, repeats, before))
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    peak = {k: max(r["peak"] for r in v) for k, v in runs.items()}
+    print(f"before ({before}) / after (this checkout), host + module, {rounds} processes each, ABAB: "
+          f"{med['before']:.3f} / {med['after']:.3f} s per call")
+    print(f"after / before: time {med['after'] / med['before']:.3f}x, peak RSS {peak['after'] / peak['before']:.3f}x")
 
 
 def main() -> None:
@@ -117,11 +141,16 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--px", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (median)")
+    p.add_argument("--before", type=Path, help="an earlier checkout of this repository (git worktree add ...): "
+                                                "measure its injected UNet against this one's, interleaved, and stop")
+    p.add_argument("--rounds", type=int, default=3, help="with --before: processes per checkout")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args.worker, args.frames, args.px, args.repeats)
     build()
+    if args.before:
+        return before_and_after(args.before.resolve(), args.frames, args.px, args.repeats, args.rounds)
     gb = 1024 ** 3
     rows = {kind: measure(kind, args.frames, args.px, args.repeats) for kind in ("host", "ours", "diffusers")}
     print(f"SD1.5 UNet + v2 motion module, random weights, fp32 CPU, 1 clip x {args.frames} frames at "
