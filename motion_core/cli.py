@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     # argparse only: accelerate and the video readers load when `train` runs
     from .train.cli import add_parser as add_train_parser
     add_train_parser(sub)
+    from .migrate.cli import add_parser as add_migrate_parser
+    add_migrate_parser(sub)
     return p
 
 

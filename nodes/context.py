@@ -213,12 +213,13 @@ class ContextOptionsNode:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL", {"tooltip": "A model from Inject into Model (before or after it)."}),
-                             **context_inputs(1)},
+                             **context_inputs(0)},
                 "optional": {"free_init": FREE_INIT_INPUT}}
 
     def apply(self, model, context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type,
               free_init=None):
-        options = context_options(model, context_length, context_overlap, context_schedule, closed_loop, fuse_method)
+        options = context_options(model, context_length, context_overlap, context_schedule, closed_loop,
+                                  fuse_method) if context_length else None  # 0: the starting noise / FreeInit only
         return (with_context(model, options, noise_type, free_init),)
 
 

@@ -4,6 +4,8 @@
       -> {"frames", "length", "overlap", "schedule", "closed_loop", "windows": [[frame, ...], ...], "per_step"}
   GET /motion_core/check?motion_module=NAME&checkpoint=NAME&loader=checkpoints&frames=48&context_length=0
       -> {"warnings": [sentence, ...], "module": {"family", "version", "pe_length"} | null, "model_family"}
+  POST /motion_core/migrate {"workflow": <UI graph or API prompt>, "check": false}
+      -> {"workflow": converted (absent with check), "changed": bool, "report": {...}, "lines": [sentence, ...]}
 Bad parameters get HTTP 400 and {"error": sentence}, never a 500. The payload functions are pure (tested without
 ComfyUI); `register()` wraps them for ComfyUI's aiohttp server.
 """
@@ -89,11 +91,27 @@ def check_payload(query: Mapping[str, str], describe_module: Callable[[str], dic
     if query.get("checkpoint"):
         family = model_family(loader, query["checkpoint"])
     if module is not None and module.get("format") == "motion-lora":
-        warnings.append(f"{query['motion_module']} is a MotionLoRA, not a motion module: load it with Apply Motion LoRA")
+        warnings.append(f"{query['motion_module']} is a MotionLoRA, not a motion module: load it with Apply Motion "
+                        "LoRA")
         module = None
     warnings += graph_warnings(frames=frames, context_length=context_length, module=module, model_family=family)
     brief = module and {k: module[k] for k in ("family", "version", "pe_length")}
     return 200, {"warnings": warnings, "module": brief, "model_family": family}
+
+
+def migrate_payload(body) -> tuple[int, dict]:
+    """The editor's Convert command: the open graph converted by motion_core.migrate (the CLI's code)."""
+    from ..motion_core.migrate import migrate
+    if not isinstance(body, dict) or not isinstance(body.get("workflow"), dict):
+        return 400, {"error": 'send {"workflow": <the graph>} as JSON'}
+    try:
+        result = migrate(body["workflow"])
+    except MotionCoreError as e:
+        return 400, {"error": str(e)}
+    out = {"changed": result.report.converted > 0, "report": result.report.to_json(), "lines": result.report.lines()}
+    if not body.get("check"):
+        out["workflow"] = result.data()
+    return 200, out
 
 
 _CACHE: dict[tuple, object] = {}
@@ -140,6 +158,14 @@ def register() -> None:
     @server.routes.get("/motion_core/check")
     async def get_check(request):
         return reply(check_payload(request.rel_url.query, describe_module, model_family))
+
+    @server.routes.post("/motion_core/migrate")
+    async def post_migrate(request):
+        try:
+            body = await request.json()
+        except ValueError:
+            return reply((400, {"error": "the body is not JSON"}))
+        return reply(migrate_payload(body))
 
 
 def _family_of_file(path: str) -> str | None:

@@ -106,3 +106,44 @@ def test_ui_diagram_warnings_and_animated_preview(server):
     assert extra == [], extra
     assert not any("motion_core" in e for e in findings["console_errors"])
     assert len(findings["screenshots"]) == 8
+
+
+def _post(server, path, body) -> tuple[int, dict]:
+    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_migrate_route_converts_and_refuses_what_is_not_a_workflow(server):
+    from migrate_corpus import CORPUS
+    workflow = CORPUS["gen2_text_to_animation"]().ui()
+    status, body = _post(server, "/motion_core/migrate", {"workflow": workflow})
+    assert status == 200 and body["changed"] and body["report"]["converted"] == 4
+    assert "MC_InjectMotionModule" in {n["type"] for n in body["workflow"]["nodes"]}
+    status, body = _post(server, "/motion_core/migrate", {"workflow": workflow, "check": True})
+    assert status == 200 and "workflow" not in body and body["lines"][0].startswith("converted")
+    assert _post(server, "/motion_core/migrate", {"workflow": {"a": 1}})[0] == 400
+    assert _post(server, "/motion_core/migrate", [1, 2])[0] == 400
+
+
+def test_editor_command_converts_the_open_graph_and_undo_takes_it_back(server, tmp_path):
+    from migrate_corpus import CORPUS
+    OUT.mkdir(parents=True, exist_ok=True)
+    source = tmp_path / "gen1.json"
+    source.write_text(json.dumps(CORPUS["gen1_text_to_animation"]().ui()))
+    p = subprocess.run(["node", "convert_check.mjs", server.url, str(OUT), str(source)], cwd=BROWSER,
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ, CHROMIUM=CHROMIUM))
+    findings = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "failure" not in findings, findings["failure"]
+    assert findings["extension_loaded"] and findings["command_registered"]
+    assert "not installed" in findings["offer"]
+    assert "ADE_AnimateDiffLoaderWithContext" in findings["before"]
+    assert not [t for t in findings["after"] if t.startswith("ADE_")]
+    assert {"MC_LoadMotionModule", "MC_InjectMotionModule", "MC_ContextOptions"} <= set(findings["after"])
+    assert findings["report"].startswith("Converted 2 AnimateDiff node(s) to motion_core")
+    assert findings["undone"] == findings["before"] and findings["after_menu"] == findings["after"]
+    assert not [e for e in findings["console_errors"] if "motion_core" in e or "convert.js" in e]

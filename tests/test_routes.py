@@ -84,3 +84,18 @@ def test_family_from_checkpoint_keys(routes):
     assert routes.family_from_keys(["model.diffusion_model.label_emb.0.0.weight"]) == "sdxl"
     assert routes.family_from_keys(["input_blocks.11.0.in_layers.0.weight"]) == "sd15"
     assert routes.family_from_keys(["something.else"]) is None
+
+
+def test_migrate_payload_is_the_converters_and_refuses_bad_bodies(routes):
+    from migrate_corpus import CORPUS
+    from motion_core.migrate import migrate
+    workflow = CORPUS["gen1_text_to_animation"]().ui()
+    status, body = routes.migrate_payload({"workflow": workflow})
+    assert status == 200 and body["changed"] and body["workflow"] == migrate(workflow).data()
+    assert body["lines"] == migrate(workflow).report.lines() and body["report"]["converted"] == 2
+    status, body = routes.migrate_payload({"workflow": workflow, "check": True})
+    assert status == 200 and "workflow" not in body
+    assert routes.migrate_payload({"workflow": {"nodes": []}})[1]["changed"] is False
+    for bad in ([1], {"workflow": "x"}, {"workflow": {"x": 1}}):
+        status, body = routes.migrate_payload(bad)
+        assert status == 400 and body["error"]
