@@ -36,6 +36,7 @@ from motion_core.formats.files import atomic_folder
 
 from . import world
 from .models import FRAMES, SIZE, new_base, save_folder, train_images
+from .ship import ship
 
 SEED = 0
 # the base model's world: half plain backgrounds, a quarter each striped and dotted (textures of its own, so that
@@ -81,6 +82,12 @@ def _text_parts(folder: Path):
     text = transformers.CLIPTextModel.from_pretrained(folder / "text_encoder")
     tokenizer = transformers.CLIPTokenizer.from_pretrained(folder / "tokenizer")
     return unet, text, tokenizer
+
+
+def finished_rows(work: Path) -> list[dict]:
+    """The log rows of the finished stages in build order (also a stage rerun in a later sitting)."""
+    rows = logged(work)
+    return [rows[row] for stage_rows in STAGE_ROWS.values() for row in stage_rows if row in rows]
 
 
 def logged(work: Path) -> dict[str, dict]:
@@ -205,8 +212,7 @@ def run(work: str | Path, out: str | Path, stages: list[str] | None = None, *, d
     work.mkdir(parents=True, exist_ok=True)
     for name in stages or list(STAGES) + ["ship"]:
         if name == "ship":
-            from .ship import ship
-            ship(work, Path(out))
+            ship(work, Path(out), finished_rows(work))
         elif name not in STAGES:
             raise ConfigError(f"stage {name!r} is not one of {', '.join(list(STAGES) + ['ship'])}")
         elif all(row in logged(work) for row in STAGE_ROWS[name]):

@@ -44,11 +44,10 @@ def _copy_folder(src: Path, dst: Path, dtype: torch.dtype) -> None:
         _fp16_file(f, f, dtype)
 
 
-def ship(work: Path, out: Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Copy the trained models from `work` into `out` (replaced atomically), in `dtype`, with demo.json and the card."""
-    from .build import STAGE_ROWS, logged
-    rows = logged(work)  # listed in build order, also a stage rerun in a later sitting
-    latest = {row: rows[row] for stage_rows in STAGE_ROWS.values() for row in stage_rows if row in rows}
+def ship(work: Path, out: Path, stages: list[dict], dtype: torch.dtype = torch.float16) -> Path:
+    """Copy the trained models from `work` into `out` (replaced atomically), in `dtype`, with demo.json and the card;
+    `stages`: the finished stages' log rows, in build order (build.finished_rows)."""
+    latest = {row["stage"]: row for row in stages}
 
     def write(tmp: Path) -> None:
         for name in ("base", "neon"):
