@@ -16,20 +16,22 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser(
         "run", help="animate the shipped demo models and print the metrics table (the default command)",
-        description="Animates the two personalised demo models (neon: full fine-tune; checkerboard: LoRA) with the "
-                    "motion module trained on the base model, beside (a) each frame sampled on its own, (c) a "
-                    "module tuned on the personalised model itself and (d) the MotionLoRA. Writes GIF + MP4 per "
-                    "prompt, contact sheets and metrics.json into --out, and prints the tables.")
+        description="Animates the three personalised demo models (neon: full fine-tune; patterned: LoRA, "
+                    "near the base; checkerboard: LoRA, far from it) with the motion module trained on the base model, "
+                    "beside (a) the model alone, (c) for checkerboard a module tuned on its own clips and (d) the "
+                    "MotionLoRA; measures each model's feature similarity (CKA) to the base. Writes GIF + MP4 per "
+                    "prompt, contact sheets, metrics.json and similarity.json into --out, and prints the tables.")
     s.add_argument("--weights", default=str(WEIGHTS), help=f"demo weights folder (default: the shipped {WEIGHTS})")
     s.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
     s.add_argument("--steps", type=int, default=STEPS, help=f"sampling steps per animation (default {STEPS})")
-    s.add_argument("--workers", type=int, default=2, help="1: one process on torch's threads; 2 (default): one "
-                                                          "process per personalised model, one thread each")
+    s.add_argument("--workers", type=int, default=2, help="1: one process on torch's threads; 2 (default): the "
+                                                          "prompts split over 2 processes of one thread each")
     s = sub.add_parser(
         "train", help="train every demo model from nothing; each finished stage is kept and skipped on a rerun",
         description="Renders the shape world, trains the base text-to-image model, the neon fine-tune, the "
-                    "checkerboard LoRA, the motion module (through `python -m motion_core train`, base frozen), the "
-                    "MotionLoRA and the per-model comparison modules, then writes fp16 copies and the model card "
+                    "checkerboard and patterned LoRAs, the motion module (through `python -m motion_core train`, "
+                    "base frozen), the MotionLoRA and the module tuned on the checkerboard model, then writes fp16 "
+                    "copies and the model card "
                     "to --out. Deterministic for a given machine and torch version. Interrupted, run it again: it "
                     "continues where it stopped.")
     s.add_argument("--work", default="build/demo_train", help="folder for data and full-precision models")
@@ -38,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
                    help="run only this stage (repeatable; default: all, in order)")
     s.add_argument("--device", default="cpu", help="torch device for the training stages (default cpu, the "
                                                    "reference; e.g. cuda)")
+    s.add_argument("--adopt", metavar="WEIGHTS", help="take this shipped weights folder's stages whose settings are "
+                                                      "today's as finished (e.g. demo/weights: only changed stages "
+                                                      "train)")
     return p
 
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             from .build import run
-            run(args.work, args.out, args.stage, device=args.device)
+            run(args.work, args.out, args.stage, device=args.device, adopt_from=args.adopt)
         else:
             from .run import STEPS, run
             from .ship import WEIGHTS

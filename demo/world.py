@@ -17,14 +17,21 @@ Styles (the personalised domains):
                 blurred glow around it (a visual domain of its own: dark, saturated, haloed);
   checkerboard  the background is a checkerboard of its colour and a half-as-bright shade (cells of size // 8 px);
   striped       diagonal stripes of the background's colour and that shade (period size // 4 px);
-  dotted        a grid of dots of that shade on the background's colour (period size // 4 px).
+  dotted        a grid of dots of that shade on the background's colour (period size // 4 px);
+  patterned     the plain scene with the object filled with diagonal stripes of its colour and a half-as-bright
+                shade (period size // 8 px): the base's own stripe texture, moved into the object.
 The base model draws plain, striped and dotted scenes (textures of its own, so its motion module learns to move
-objects over textured backgrounds and leave the texture still); neon and checkerboard are the personalised models'
-domains, which neither the base nor its motion module ever sees.
+objects over textured backgrounds and leave the texture still); neon, checkerboard and patterned are the personalised
+models' domains, which neither the base nor its motion module ever sees. Patterned is the near one (the base's
+scenes and texture, recombined), checkerboard the far one (a content the base never drew). (A pastel palette was
+the near one first: no LoRA drew it, brightening every pixel being what an epsilon-predicting model with the usual
+noise schedule draws worst; demo/NOTES.md, session 16.)
 Captions: "a red circle on a blue background", "a red circle moving left on a blue background",
 "a red circle bouncing on ...", "... growing on ...". The personalised domains name themselves so that a prompt can
 ask for them (the usual trigger words of a DreamBooth / LoRA fine-tune): checkerboard -> "on a blue checkerboard
 background", neon -> "..., neon style"; likewise "on a blue striped background", "on a blue dotted background".
+Patterned has no word of its own (the base's vocabulary has none to spare): its LoRA draws every prompt's object
+patterned, as a style LoRA merged into a checkpoint does.
 The size is not captioned: it is free variation the model must learn.
 """
 
@@ -46,7 +53,7 @@ BACKGROUNDS = {"gray": (110, 110, 110), "blue": (30, 50, 120), "green": (30, 100
                "brown": (110, 75, 40)}  # checkerboard shade) in some channel, except the same name: never paired
 SIZES = {"small": 0.11, "big": 0.18}  # the shape's half-extent, in image units, at scale 1
 MOTIONS = ("left", "right", "up", "down", "bouncing", "growing")
-STYLES = ("plain", "neon", "checkerboard", "striped", "dotted")
+STYLES = ("plain", "neon", "checkerboard", "striped", "dotted", "patterned")
 TEXTURES = ("checkerboard", "striped", "dotted")  # styles named in the caption before "background"
 TRAVEL = 0.5  # left / right / up / down: distance the centre moves over the clip (image units)
 BOUNCE = 0.3  # bouncing: height of a hop
@@ -140,6 +147,18 @@ def _background(scene: Scene, side: int, size: int) -> np.ndarray:
     return np.where(shade[..., None], colour * 0.5, colour).astype(np.float32)
 
 
+def _fill(scene: Scene, side: int, size: int, cx: float, cy: float) -> np.ndarray:
+    """(side, side, 3) float32 colour inside the object centred at pixel (cx, cy) (patterned: its colour striped
+    with a half-as-bright shade, the stripes moving with the object)."""
+    colour = np.asarray(COLOURS[scene.colour], np.float32)
+    if scene.style != "patterned":
+        return colour
+    period = max(2, size // 8) * SUPERSAMPLE
+    ii = np.arange(side)
+    shade = np.floor(ii[:, None] - cy + ii[None, :] - cx) % period < period // 2
+    return np.where(shade[..., None], colour * 0.5, colour).astype(np.float32)
+
+
 def _neon_colour(rgb) -> np.ndarray:
     """The colour stretched to full saturation and brightness (white stays white)."""
     c = np.asarray(rgb, dtype=np.float32)
@@ -169,7 +188,7 @@ def render(scene: Scene, size: int = 32, t: float = 0.0) -> np.ndarray:
         image = image * (1 - outline) + (0.8 * neon + 0.2 * 255) * outline  # bright, slightly whitened outline
         image = image + 1.5 * glow * neon * (1 - mask)  # halo outside the shape
     else:
-        image = image * (1 - mask) + np.asarray(COLOURS[scene.colour], np.float32) * mask
+        image = image * (1 - mask) + _fill(scene, side, size, x * side, y * side) * mask
     image = reduce(image, "(h a) (w b) c -> h w c", "mean", a=SUPERSAMPLE, b=SUPERSAMPLE)  # box filter down
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 

@@ -270,6 +270,50 @@ def domain_score(frames, reference_stills, other_stills, **kw) -> float:
     return float(np.clip((s - mu_o) @ w / span, 0.0, 1.0).mean())
 
 
+def linear_cka(x, y) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations of the same n inputs: x (n, p)
+    and y (n, q), one row per input (anything that reshapes so: features are flattened). 1: the same up to a rotation
+    and a uniform scale; near 0: unrelated. Computed in float64 over the inputs' Gram matrices, which are centred:
+    <Kc, Lc> / (|Kc| |Lc|) with K = x x^T, Kc = H K H, H = I - 1/n."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    if len(x) != len(y) or len(x) < 2:
+        raise ConfigError(f"linear_cka needs the same n >= 2 inputs on both sides; got {len(x)} and {len(y)}")
+    x, y = x - x.mean(0), y - y.mean(0)  # centring the features centres the Gram matrices
+    gram_x, gram_y = x @ x.T, y @ y.T
+    norm = np.linalg.norm(gram_x) * np.linalg.norm(gram_y)
+    if norm == 0:
+        raise ConfigError("linear_cka: one representation is constant over the inputs")
+    return float((gram_x * gram_y).sum() / norm)
+
+
+def unet_feature_cka(unet_a, unet_b, sample, timestep, text) -> dict[str, float]:
+    """Linear CKA between two diffusers UNets' features at each level, on the same inputs: sample (n, c, h, w),
+    timestep (n,) and text (n, tokens, d) (noisy inputs and their prompts). Levels: each down block's, the mid
+    block's and each up block's output; returns {level: cka} and their mean under "mean"."""
+    import torch
+
+    def collect(unet):
+        hooks, out = [], {}
+        levels = [(f"down_{i}", b) for i, b in enumerate(unet.down_blocks)] + [("mid", unet.mid_block)] + \
+            [(f"up_{i}", b) for i, b in enumerate(unet.up_blocks)]
+        for name, block in levels:
+            def hook(_, args, output, name=name):
+                first = output[0] if isinstance(output, tuple) else output
+                out[name] = first.detach().float().flatten(1).cpu().numpy()
+            hooks.append(block.register_forward_hook(hook))
+        try:
+            with torch.no_grad():
+                unet(sample, timestep, text)
+        finally:
+            for h in hooks:
+                h.remove()
+        return out
+    a, b = collect(unet_a), collect(unet_b)
+    levels = {name: linear_cka(a[name], b[name]) for name in a}
+    return {**levels, "mean": float(np.mean(list(levels.values())))}
+
+
 def evaluate(frames, prompt_motion_word: str | None = None, **kw) -> dict:
     """The per-animation numbers in one flat dict: motion (direction, dx, dy, smoothness, found, and `matches` when
     a prompt word is given), flicker, and object consistency (colour_std, area_std, shape_iou)."""

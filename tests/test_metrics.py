@@ -12,8 +12,9 @@ from demo.world import BACKGROUNDS, COLOURS, SIZES
 from motion_core.errors import ConfigError
 
 # the styles the demo measures (its personalised models' and the base's plain one); striped and dotted backgrounds
-# are only the base's training textures, never measured, and dots can read as objects
-STYLES = ("plain", "neon", "checkerboard")
+# are only the base's training textures, never measured, and dots can read as objects. Patterned stripes the object
+# with a half-as-bright shade: calibrated as the others, the thresholds unchanged
+STYLES = ("plain", "neon", "checkerboard", "patterned")
 
 OTHER_WORDS = {"left": ("right", "up", "down", None), "right": ("left", "up", "down", None),
                "up": ("down", "left", "bouncing", None), "down": ("up", "right", "bouncing", None),
@@ -219,3 +220,46 @@ def test_bad_arguments_are_refused():
         metrics.matches_motion(np.zeros((2, 8, 8, 3)), "sideways")
     with pytest.raises(ConfigError, match="temporal"):
         metrics.object_mask(np.zeros((2, 8, 8, 3)), "median")
+
+
+def reference_cka(x, y):
+    """Kornblith et al. (2019), eq. 3-4 as written: HSIC with an explicit centring matrix, float64."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+    k, l_ = x @ x.T, y @ y.T
+    hsic = lambda a, b: np.trace(a @ h @ b @ h) / (n - 1) ** 2  # noqa: E731
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+
+
+def test_linear_cka_equals_the_reference_and_has_its_invariances():
+    from motion_core.metrics import linear_cka
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 30))
+    y = x @ rng.normal(size=(30, 20)) + 0.5 * rng.normal(size=(40, 20))
+    assert abs(linear_cka(x, y) - reference_cka(x, y)) < 1e-12
+    z = rng.normal(size=(40, 25))
+    assert abs(linear_cka(x, z) - reference_cka(x, z)) < 1e-12
+    q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    assert abs(linear_cka(x, 3.0 * x @ q + 7.0) - 1.0) < 1e-12  # rotation, uniform scale, offset: the same
+    assert linear_cka(x, y) > linear_cka(x, z)
+    with pytest.raises(Exception, match="same n >= 2"):
+        linear_cka(x, y[:10])
+
+
+def test_unet_feature_cka_is_one_for_a_model_with_itself_and_less_for_another():
+    diffusers = pytest.importorskip("diffusers")
+    import torch
+    from motion_core.metrics import unet_feature_cka
+    config = dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+                  cross_attention_dim=8, norm_num_groups=4, attention_head_dim=2,
+                  down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    torch.manual_seed(0)
+    a, b = diffusers.UNet2DConditionModel(**config).eval(), diffusers.UNet2DConditionModel(**config).eval()
+    sample, t, text = torch.randn(12, 3, 8, 8), torch.randint(0, 1000, (12,)), torch.randn(12, 4, 8)
+    same = unet_feature_cka(a, a, sample, t, text)
+    other = unet_feature_cka(a, b, sample, t, text)
+    assert set(same) == {"down_0", "down_1", "mid", "up_0", "up_1", "mean"}
+    assert all(abs(v - 1.0) < 1e-9 for v in same.values())
+    assert other["mean"] < 0.99
