@@ -83,6 +83,28 @@ class Curve:
         return ", ".join(f"{k}:{v:g}" for k, v in self.keyframes)
 
 
+def frame_values(value, name: str = "values") -> float | torch.Tensor:
+    """Per-frame numbers as other ComfyUI packs hand them over on a FLOAT / FLOATS socket: a number, a list or tuple
+    (a 1-tuple around one, as some schedule nodes wrap it), a 1-D tensor or array, or anything with `.tolist()`
+    (a pandas Series from a value schedule). Returns a float, or a (frames,) float32 tensor."""
+    while isinstance(value, tuple) and len(value) == 1 and not isinstance(value[0], (int, float)):
+        value = value[0]
+    if hasattr(value, "tolist") and not isinstance(value, torch.Tensor):
+        value = value.tolist()
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(f"{name}: expected a number or one number per frame (a FLOAT list, FLOATS or a value "
+                          f"schedule's output); got {type(value).__name__}") from None
+    if t.ndim > 1:
+        t = t.squeeze()  # (frames, 1) or (1, frames): a column or row of per-frame values
+    if t.ndim == 0:
+        return float(t)
+    if t.ndim != 1 or t.numel() == 0:
+        raise ConfigError(f"{name}: per-frame values have shape {tuple(t.shape)}; give one number per frame")
+    return t
+
+
 def _in_range(name: str, values, low: float, high: float | None) -> None:
     t = torch.as_tensor(values, dtype=torch.float32)
     bad = ~torch.isfinite(t) | (t < low) | (t > (math.inf if high is None else high))

@@ -1,6 +1,7 @@
 """ComfyUI nodes over motion_core (classic node API, `MC_` ids, category root `motion_core`).
 
-Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time."""
+Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time. A ComfyUI older
+than bridge.OLDEST gets one console line and no nodes (none half-registered)."""
 
 from . import bridge, routes
 from .context import ContextOptionsNode, FreeInitOptionsNode
@@ -38,5 +39,10 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MC_TrainMotionModule": "Train Motion Module",
 }
 
-bridge.register_model_folders()
-routes.register()
+TOO_OLD = bridge.unsupported_comfy()
+if TOO_OLD:
+    print(TOO_OLD, flush=True)
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
+else:
+    bridge.register_model_folders()
+    routes.register()

@@ -25,6 +25,51 @@ def register_model_folders() -> None:
             folder_paths.folder_names_and_paths[name][0].append(default)
 
 
+OLDEST = (0, 3, 28)  # the oldest ComfyUI release with every extension point the nodes use (README, pyproject)
+
+
+def comfy_version() -> tuple[int, ...] | None:
+    """The running ComfyUI's release (comfyui_version.py, 0.3.10+), or None when it says none."""
+    try:
+        from comfyui_version import __version__
+    except ImportError:
+        return None
+    try:
+        return tuple(int(p) for p in __version__.split("-")[0].split(".")[:3])
+    except ValueError:
+        return None
+
+
+def missing_extension_points() -> list[str]:
+    """What the nodes need from ComfyUI and this ComfyUI lacks: [] when it has all of it (checked directly, so a
+    development checkout between releases is judged by what it holds, not by its number)."""
+    import comfy.model_patcher
+    import comfy.patcher_extension
+    missing = [f"comfy.patcher_extension.WrappersMP.{w.upper()}" for w in WRAPPERS
+               if not hasattr(comfy.patcher_extension.WrappersMP, w.upper())]
+    missing += [f"ModelPatcher.{m}" for m in ("add_wrapper_with_key", "remove_wrappers_with_key", "set_injections",
+                                              "set_additional_models", "set_model_forward_timestep_embed_patch")
+                if not hasattr(comfy.model_patcher.ModelPatcher, m)]
+    return missing
+
+
+def unsupported_comfy() -> str | None:
+    """One console line when this ComfyUI is too old for the nodes (naming the release they need), else None;
+    None outside ComfyUI."""
+    if not in_comfy():
+        return None
+    try:
+        missing = missing_extension_points()
+    except ImportError as e:
+        missing = [str(e)]
+    if not missing:
+        return None
+    version = comfy_version()
+    found = ".".join(map(str, version)) if version else "an unknown release (older than 0.3.10)"
+    return (f"[motion_core] needs ComfyUI {'.'.join(map(str, OLDEST))} or newer; this is {found} (missing: "
+            f"{', '.join(missing)}). Update ComfyUI; motion_core's nodes are not loaded.")
+
+
 def in_comfy() -> bool:
     """Whether ComfyUI's modules can be imported (False in tests and tools that import the pack alone)."""
     try:
@@ -109,6 +154,44 @@ def module_patcher(module, model):
 WRAPPERS = ("outer_sample", "prepare_sampling", "calc_cond_batch", "diffusion_model")
 
 
+def core_context_handler(model_options: dict):
+    """ComfyUI's own context windows on a model (its Context Windows (Manual) node, comfy.context_windows, 0.3.51+):
+    the handler, or None."""
+    return model_options.get("context_handler")
+
+
+def sampling_options(executor) -> dict:
+    """The model options of the sampling an outer_sample wrapper runs in: its CFGGuider's, a copy made for this
+    sampling (comfy.samplers.CFGGuider.sample), so a value set there lasts this sampling only."""
+    return executor.class_obj.model_options
+
+
+def frames_handler(handler):
+    """Core's context handler made able to sample a batch of frames along dim 0. Its step lookup (set_step,
+    0.3.51-0.3.64 at least) compares the sampler's sigmas with the whole timestep tensor, one value per frame, and
+    fails with a shape error on any clip of more frames than steps; this copy looks up one frame's timestep (every
+    frame shares it). The handler itself when it is not such a handler or works along another dim."""
+    base = type(handler)
+    if getattr(handler, "dim", None) != 0 or not callable(getattr(base, "set_step", None)):
+        return handler
+
+    class FrameBatch(base):
+        def set_step(self, timestep, model_options):
+            return base.set_step(self, timestep.reshape(-1)[:1], model_options)
+    fixed = FrameBatch.__new__(FrameBatch)
+    fixed.__dict__.update(handler.__dict__)
+    return fixed
+
+
+def core_window(transformer_options: dict) -> list[int] | None:
+    """The frame indices of the window ComfyUI's own context handler is sampling now (its IndexListContextWindow
+    along the batch), or None outside its windows."""
+    window = transformer_options.get("context_window")
+    if window is None or getattr(window, "dim", 0) != 0 or not hasattr(window, "index_list"):
+        return None
+    return [int(i) for i in window.index_list]
+
+
 def set_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
     """Attach `wrapper` to a ModelPatcher clone under `key`, replacing any this key held there before (None: only
     remove). wrapper_type: one of WRAPPERS (comfy.patcher_extension.WrappersMP's values)."""
@@ -144,6 +227,14 @@ def slice_conds(cond_list, frames: int, window: tuple[int, ...]):
     return out
 
 
+def slices_itself(control) -> bool:
+    """Controls that map their inputs to the window themselves: SparseCtrl (ours: its keyframes) and
+    Advanced-ControlNet's (hints, keyframes and masks, from the ad_params each window publishes; its
+    AdvancedControlBase keeps `sub_idxs`, `full_latent_length` and `ACN_VERSION`)."""
+    return bool(getattr(control, "sparse", False)) or hasattr(control, "ACN_VERSION") or \
+        (hasattr(control, "sub_idxs") and hasattr(control, "full_latent_length"))
+
+
 class ControlWindows:
     """Core's control objects (ControlNet, T2I-Adapter, Control-LoRA, chained through previous_controlnet) see the
     frames of the window being sampled. Core keeps a hint batch's FIRST frames when it does not match the batch
@@ -171,7 +262,7 @@ class ControlWindows:
                 control = cond.get("control")
                 while control is not None and id(control) not in seen:
                     seen.add(id(control))
-                    if not getattr(control, "sparse", False):  # SparseCtrl maps its keyframes to windows itself
+                    if not slices_itself(control):
                         found.append(control)
                     control = getattr(control, "previous_controlnet", None)
         return found
@@ -472,6 +563,26 @@ def sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative
     callback = latent_preview.prepare_callback(model, steps)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                                denoise=denoise, noise_mask=noise_mask, callback=callback, seed=seed)
+
+
+META_BATCH = ("VHS_BatchManager", {"tooltip": "VideoHelperSuite's Meta Batch Manager, when it samples this clip in "
+                                     "batches: each batch's starting noise is then that batch's frames of the whole "
+                                     "clip's noise (the noise, its shape over windows and FreeNoise carry across "
+                                     "batches). Windows never span two batches."})
+META_HIDDEN = {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}  # (to read the batch's number: VHS's protocol)
+
+
+def meta_batch_offset(meta_batch, prompt, unique_id, input_name: str = "meta_batch") -> int:
+    """The frames of the clip VideoHelperSuite's Meta Batch Manager (`meta_batch`, linked to this node's
+    `input_name`) has already sampled: VHS re-queues the prompt once per batch, counting them in the manager node's
+    `requeue` input. 0 without a manager."""
+    if meta_batch is None or not isinstance(prompt, dict):
+        return 0
+    link = prompt.get(str(unique_id), {}).get("inputs", {}).get(input_name)
+    if not isinstance(link, (list, tuple)) or not link:
+        return 0
+    requeue = prompt.get(str(link[0]), {}).get("inputs", {}).get("requeue", 0)
+    return int(requeue) * int(getattr(meta_batch, "frames_per_batch", 0))
 
 
 def prepare_noise(latent, seed):

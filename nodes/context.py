@@ -9,6 +9,8 @@ SamplerCustomAdvanced, detailers, Sample Frames) samples clips longer than the m
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..motion_core.context import NOISE_TYPES
@@ -85,11 +87,29 @@ def free_init_rounds(rounds, noise, sigmas, settings: dict, seed: int, reset):
     return out
 
 
-def with_context(model, options, noise_type: str = "independent", free_init: dict | None = None):
+BOTH_WINDOWS = ("this model has two context window schedules: ComfyUI's Context Windows (Manual) node and "
+                "motion_core's Context Options (or Sample Frames' context_length). Keep one: remove Context Windows "
+                "(Manual), or set Context Options' context_length to 0 (its noise and FreeInit still apply). "
+                "Context Options also slices core ControlNet hints per window; under Context Windows (Manual) the "
+                "motion module, its per-frame strength / scale and masks, and ad_params follow the windows, core "
+                "ControlNet hints do not.")
+
+
+def refuse_both_windows(model_options: dict) -> None:
+    """Context windows twice (core's handler outside, ours inside: nested, each seeing the other's windows) are
+    refused, naming both nodes."""
+    if bridge.core_context_handler(model_options) is not None:
+        from ..motion_core import ConfigError
+        raise ConfigError(BOTH_WINDOWS)
+
+
+def with_context(model, options, noise_type: str = "independent", free_init: dict | None = None,
+                 offset: int | None = None):
     """A clone of `model` that samples in the windows of `options` (motion_core.context.ContextOptions) from
     `noise_type` starting noise (motion_core.context.starting_noise), with FreeInit when `free_init` (the FreeInit
     Options node's settings) asks for it; options None: no windows (the whole clip at once), the starting noise
-    shaped over the whole clip."""
+    shaped over the whole clip. offset: the frames before this batch in a clip sampled in batches (VHS's Meta Batch
+    Manager; None: not in batches): the starting noise is then frames offset.. of the noise of the clip so far."""
     from ..motion_core.context import ContextOptions, sample_windows, starting_noise, window_index, windows
     if noise_type not in NOISE_TYPES:
         from ..motion_core import ConfigError
@@ -98,10 +118,12 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
         from ..motion_core import freeinit
         freeinit.check(free_init["iterations"], free_init["filter"], free_init["order"], free_init["spatial"],
                        free_init["temporal"])
+    if options is not None:
+        refuse_both_windows(model.model_options)
     m = model.clone()
     for kind in WRAPPERS:
         bridge.set_wrapper(m, kind, KEY, None)
-    if options is None and noise_type == "independent" and free_init is None:
+    if options is None and noise_type == "independent" and free_init is None and offset is None:
         return m
     hints, steps = bridge.ControlWindows(), StepCounter()
 
@@ -113,9 +135,16 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
         reset()
         seed = (args[3] if len(args) > 3 else kwargs.get("seed")) or 0  # after denoise_mask, callback, disable_pbar
         args, kwargs = steps.counting(args, kwargs)
+        frames = noise.shape[0]
+        if offset is not None:
+            logging.info(f"motion_core: Meta Batch Manager batch: frames {offset}-{offset + frames - 1} of the clip")
+        if offset and noise.any():  # this batch's frames of the noise of the clip so far (all zeros: no noise added)
+            noise = bridge.prepare_noise(noise.new_zeros((offset + frames, *noise.shape[1:]), device="cpu"),
+                                         seed).to(noise)
         if noise_type != "independent":
             shaped = options or ContextOptions(length=noise.shape[0], overlap=0)
             noise = starting_noise(noise, noise_type, shaped, seed, dim=0)
+        noise = noise[-frames:]
         try:
             if free_init is None:
                 return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
@@ -134,6 +163,7 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
         return executor(model, noise_shape, *args, **kwargs)
 
     def calc_cond_batch(executor, model, conds, x_in, timestep, model_options, *args, **kwargs):
+        refuse_both_windows(model_options)  # (Context Windows (Manual) applied after this node)
         frames = x_in.shape[0]
         if frames <= options.length:
             return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
@@ -187,6 +217,17 @@ def context_inputs(length_min: int) -> dict:
     }
 
 
+def batch_offset(meta_batch, prompt, unique_id, closed_loop: bool) -> int | None:
+    """The frames sampled before this batch of VHS's Meta Batch Manager (None without one); a closed loop, which joins
+    the clip's last frames to its first, is refused in batches."""
+    if meta_batch is not None and closed_loop:
+        from ..motion_core import ConfigError
+        raise ConfigError("closed_loop joins the clip's last frames to its first, but a Meta Batch Manager samples "
+                          f"the clip in batches of {getattr(meta_batch, 'frames_per_batch', '?')} frames: remove the "
+                          "Meta Batch Manager or set closed_loop to false")
+    return None if meta_batch is None else bridge.meta_batch_offset(meta_batch, prompt, unique_id)
+
+
 def context_options(model, context_length, context_overlap, context_schedule, closed_loop, fuse_method):
     """ContextOptions from node inputs, refused early when the window is longer than the injected module holds."""
     from ..motion_core import ConfigError
@@ -214,13 +255,15 @@ class ContextOptionsNode:
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL", {"tooltip": "A model from Inject into Model (before or after it)."}),
                              **context_inputs(0)},
-                "optional": {"free_init": FREE_INIT_INPUT}}
+                "optional": {"free_init": FREE_INIT_INPUT, "meta_batch": bridge.META_BATCH},
+                "hidden": bridge.META_HIDDEN}
 
     def apply(self, model, context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type,
-              free_init=None):
+              free_init=None, meta_batch=None, prompt=None, unique_id=None):
         options = context_options(model, context_length, context_overlap, context_schedule, closed_loop,
                                   fuse_method) if context_length else None  # 0: the starting noise / FreeInit only
-        return (with_context(model, options, noise_type, free_init),)
+        offset = batch_offset(meta_batch, prompt, unique_id, closed_loop)
+        return (with_context(model, options, noise_type, free_init, offset),)
 
 
 class FreeInitOptionsNode:

@@ -5,7 +5,11 @@
   - a diffusion_model wrapper: holds the call (frame count, the window's frames, the timestep) for the motion layers
     and v1's cross-frame GroupNorms, and publishes ad_params;
   - an outer_sample wrapper: a motion mask or per-frame values made for another frame count are refused before
-    the first step;
+    the first step; the clip's frame count is noted for the next one; core's context handler, if any, is given
+    this sampling's batch of frames (bridge.frames_handler);
+  - a calc_cond_batch wrapper: under ComfyUI's own context windows (Context Windows (Manual)), each window's frames
+    are published as ad_params, as Context Options publishes its own: per-frame strength / scale, motion masks and
+    the packs that read ad_params (Advanced-ControlNet, IPAdapter) follow those windows too;
   - add_object_patch("model_sampling"): the beta schedule the module was trained with."""
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     motion_module = bridge.motion_for(motion_module, *bridge.model_dtypes(model), requested=dtype_named(weight_dtype))
     control = control or MotionControl(strength, scale)
     m = model.clone()
-    state = {}
+    state = {"frames": None}  # the patch while injected; the clip's frame count while sampling
 
     def inject(patcher):
         state["patch"] = Patch(patcher.model.diffusion_model, motion_module, control=control)
@@ -72,13 +76,34 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     def outer_sample(executor, noise, *args, **kwargs):
         if not control.off:
             control.check_length(noise.shape[0])  # before the first step, naming both frame counts
-        return executor(noise, *args, **kwargs)
+        options = bridge.sampling_options(executor)
+        handler = bridge.core_context_handler(options)
+        if handler is not None:  # core's Context Windows (Manual), this sampling: over a batch of frames
+            options["context_handler"] = bridge.frames_handler(handler)
+        state["frames"] = noise.shape[0]
+        try:
+            return executor(noise, *args, **kwargs)
+        finally:
+            state["frames"] = None
+
+    def calc_cond_batch(executor, model, conds, x_in, timestep, model_options, *args, **kwargs):
+        options = model_options.get("transformer_options", {})
+        window = bridge.core_window(options)
+        if window is None or "ad_params" in options or state["frames"] is None or len(window) != x_in.shape[0]:
+            return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
+        options["ad_params"] = {"full_length": state["frames"], "context_length": len(window), "sub_idxs": window,
+                                "video_length": len(window)}
+        try:
+            return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
+        finally:
+            options.pop("ad_params", None)
 
     m.set_injections(KEY, [bridge.patcher_injection(inject, eject)])
     m.set_additional_models(KEY, [bridge.module_patcher(motion_module, m)])
     m.set_model_forward_timestep_embed_patch((MotionLayer, forward_timestep_embed_handler))
     bridge.set_wrapper(m, "diffusion_model", KEY, diffusion_model)
     bridge.set_wrapper(m, "outer_sample", KEY, outer_sample)
+    bridge.set_wrapper(m, "calc_cond_batch", KEY, calc_cond_batch)
     if schedule != "keep":
         if schedule is None:
             schedule = module_schedule(config.version)

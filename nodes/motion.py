@@ -68,6 +68,26 @@ class ApplyMotionLoRA:
         return (with_loras(motion_module, [(bridge.model_path(bridge.LORA_FOLDER, lora_name), strength)]),)
 
 
+def per_frame(name: str, base: float, curve: str, values):
+    """A MotionControl strength / scale from the node's inputs: `base` times the curve string or the per-frame
+    values from another node (one of the two), or `base` alone."""
+    from ..motion_core import ConfigError
+    from ..motion_core.control import Curve, frame_values
+    if values is not None and curve.strip():
+        raise ConfigError(f"{name}_curve and {name}_values are both given: keep one ({name}_values comes from a "
+                          f"linked node, {name}_curve from the text box)")
+    if values is not None:
+        return frame_values(values, f"{name}_values") * base
+    return Curve.parse(curve, f"{name}_curve").scaled(base) if curve.strip() else base
+
+
+def motion_control(strength, scale, strength_curve="", scale_curve="", strength_values=None, scale_values=None,
+                   **kw):
+    from ..motion_core.control import MotionControl
+    return MotionControl(per_frame("strength", strength, strength_curve, strength_values),
+                         per_frame("scale", scale, scale_curve, scale_values), **kw)
+
+
 class InjectMotionModule:
     DESCRIPTION = ("Put a motion module into a model (a clone: the input model is not changed). Sample the result "
                    "with Sample Frames, or with KSampler on a batch of frames no longer than the module's window. "
@@ -102,6 +122,13 @@ class InjectMotionModule:
             "scale_curve": ("STRING", {"default": "", "tooltip":
                                        "Per-frame scale as frame:value keyframes, e.g. \"0:1.0, 15:1.3\"; "
                                        "multiplies scale. Empty = scale for every frame."}),
+            "strength_values": ("FLOAT,FLOATS", {"forceInput": True, "tooltip":
+                                "Per-frame strength from another node: one number per frame (a FLOAT list, FLOATS, "
+                                "a value schedule such as FizzNodes' or KJNodes'); multiplies strength. Instead of "
+                                "strength_curve."}),
+            "scale_values": ("FLOAT,FLOATS", {"forceInput": True, "tooltip":
+                             "Per-frame scale from another node, one number per frame; multiplies scale. Instead of "
+                             "scale_curve."}),
             "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip":
                                         "The motion starts acting at this fraction of the sampling (0 = from the "
                                         "first step); before it, the plain image model."}),
@@ -114,12 +141,10 @@ class InjectMotionModule:
         }}
 
     def inject(self, model, motion_module, scale, strength, beta_schedule, motion_mask=None, strength_curve="",
-               scale_curve="", start_percent=0.0, end_percent=1.0, weight_dtype="auto"):
-        from ..motion_core.control import Curve, MotionControl
+               scale_curve="", start_percent=0.0, end_percent=1.0, weight_dtype="auto", strength_values=None,
+               scale_values=None):
         from .inject import injected_clone
-        control = MotionControl(
-            Curve.parse(strength_curve, "strength_curve").scaled(strength) if strength_curve.strip() else strength,
-            Curve.parse(scale_curve, "scale_curve").scaled(scale) if scale_curve.strip() else scale,
-            mask=motion_mask, start=start_percent, end=end_percent)
+        control = motion_control(strength, scale, strength_curve, scale_curve, strength_values, scale_values,
+                                 mask=motion_mask, start=start_percent, end=end_percent)
         return (injected_clone(model, motion_module, scale, strength, SCHEDULES[beta_schedule], control,
                                weight_dtype=weight_dtype),)

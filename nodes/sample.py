@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from . import bridge
-from .context import FREE_INIT_INPUT, context_inputs, context_options, with_context
+from .context import FREE_INIT_INPUT, batch_offset, context_inputs, context_options, with_context
 from .inject import KEY
 from .types import CATEGORY
 
@@ -46,12 +46,13 @@ class SampleFrames:
             "optional": {"latent": ("LATENT", {"tooltip": "Frames to start from (video-to-video), one latent per frame; "
                                                  "a noise mask on it (Set Latent Noise Mask) keeps what lies "
                                                  "outside each frame's mask."}),
-                         "free_init": FREE_INIT_INPUT},
+                         "free_init": FREE_INIT_INPUT, "meta_batch": bridge.META_BATCH},
+            "hidden": bridge.META_HIDDEN,
         }
 
     def sample(self, model, positive, negative, frames, width, height, seed, steps, cfg, sampler_name, scheduler,
                context_length, context_overlap, context_schedule, closed_loop, fuse_method, noise_type, denoise,
-               latent=None, free_init=None):
+               latent=None, free_init=None, meta_batch=None, prompt=None, unique_id=None):
         from ..motion_core import ConfigError
         info = model.model_options.get("transformer_options", {}).get(KEY)
         if info is None:
@@ -70,7 +71,8 @@ class SampleFrames:
             raise ConfigError(f"this motion module holds {info['pe_length']} frames; got {frames}: set "
                               f"context_length to at most {info['pe_length']} to sample longer clips in windows")
         # the model's own Context Options give way to these inputs (0: the whole clip at once)
-        m = with_context(model, options if windowed else None, noise_type, free_init)
+        offset = batch_offset(meta_batch, prompt, unique_id, closed_loop)
+        m = with_context(model, options if windowed else None, noise_type, free_init, offset)
         noise = bridge.prepare_noise(samples, seed)
         mask = latent.get("noise_mask") if latent is not None else None  # inpainting: one mask per frame, or one
         out = bridge.sample(m, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples, denoise, seed,

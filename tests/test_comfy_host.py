@@ -22,9 +22,10 @@ def comfy_python() -> str:
     return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
 
 
-def run_check(script: str, timeout: float = 900) -> dict:
-    """Run tests/<script> in ComfyUI's interpreter; its last stdout line is a JSON object of findings."""
-    p = subprocess.run([comfy_python(), str(Path(__file__).with_name(script)), COMFYUI], capture_output=True,
+def run_check(script: str, *args: str, timeout: float = 900) -> dict:
+    """Run tests/<script> COMFYUI_PATH *args in ComfyUI's interpreter; its last stdout line is a JSON object of
+    findings."""
+    p = subprocess.run([comfy_python(), str(Path(__file__).with_name(script)), COMFYUI, *args], capture_output=True,
                        text=True, timeout=timeout)
     assert p.returncode == 0, p.stderr[-4000:]
     return json.loads(p.stdout.strip().splitlines()[-1])

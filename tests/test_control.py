@@ -7,7 +7,7 @@ import torch
 from conftest import random_module
 from motion_core import ConfigError, FrameCountError
 from motion_core.context import ContextOptions, windows
-from motion_core.control import Curve, MotionControl, apply_motion
+from motion_core.control import Curve, MotionControl, apply_motion, frame_values
 from motion_core.frames import Call, apply_temporal
 from motion_core.patch import inject
 from test_patch import _inputs, plain
@@ -41,6 +41,33 @@ def test_a_curve_that_does_not_parse_names_the_piece(text, named):
 def test_bad_values_are_refused_naming_them(kwargs, named):
     with pytest.raises(ConfigError, match=named):
         MotionControl(**kwargs)
+
+
+class Series:
+    """What a pandas Series offers here (FizzNodes' value schedules hand one over on a FLOAT socket)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def tolist(self):
+        return list(self.values)
+
+
+@pytest.mark.parametrize("given", [[0.0, 0.5, 1.0], (0.0, 0.5, 1.0), ([0.0, 0.5, 1.0],), torch.tensor([0.0, 0.5, 1.0]),
+                                   torch.tensor([[0.0], [0.5], [1.0]]), Series([0.0, 0.5, 1.0])],
+                         ids=["list", "tuple", "1-tuple around a list", "tensor", "column", "series"])
+def test_per_frame_values_from_other_packs_become_one_value_per_frame(given):
+    values = frame_values(given, "strength_values")
+    assert isinstance(values, torch.Tensor) and values.tolist() == [0.0, 0.5, 1.0]
+    assert MotionControl(strength=values).strength.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_one_value_is_every_frames_and_other_things_are_refused_naming_the_input():
+    assert frame_values(0.5) == 0.5 and frame_values([0.5]) == 0.5 and frame_values((2,)) == 2.0
+    with pytest.raises(ConfigError, match="scale_values: expected a number or one number per frame"):
+        frame_values({"a": 1}, "scale_values")
+    with pytest.raises(ConfigError, match=r"scale_values: per-frame values have shape \(2, 3\)"):
+        frame_values(torch.ones(2, 3), "scale_values")
 
 
 def test_a_mask_or_values_for_another_clip_length_are_refused_before_sampling():

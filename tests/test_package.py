@@ -67,3 +67,49 @@ def test_the_tracked_tree_travels_to_a_device_machine():
     files = [ROOT / name for name in listed.stdout.decode().split("\0") if name]
     total = sum(f.stat().st_size for f in files if f.is_file())
     assert total < 40 * 1024 * 1024, f"tracked files total {total / 2**20:.1f} MiB; keep them under 40 MiB"
+
+
+def _tracked() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [name for name in listed.stdout.decode().split("\0") if name]
+
+
+def _published() -> list[str]:
+    """What `comfy node pack` zips: the tracked files minus .comfyignore's patterns (here: folders and file names,
+    matched as gitignore matches them)."""
+    patterns = [p.strip() for p in (ROOT / ".comfyignore").read_text().splitlines()
+                if p.strip() and not p.startswith("#")]
+    assert all(re.fullmatch(r"[\w.\-]+/?", p) for p in patterns), patterns  # (what this simple matcher handles)
+    return [f for f in _tracked()
+            if not any(f.startswith(p) if p.endswith("/") else f == p or f.endswith("/" + p) for p in patterns)]
+
+
+def test_the_registry_package_is_the_pack_alone_and_small():
+    published = _published()
+    tops = {f.split("/")[0] for f in published}
+    assert {"__init__.py", "nodes", "motion_core", "js", "workflows", "pyproject.toml", "requirements.txt",
+            "README.md", "LICENSE"} <= tops
+    assert not tops & {"tests", "bench", "demo", ".ci"}, tops  # no tests, benches or the demo's training
+    size = sum((ROOT / f).stat().st_size for f in published)
+    assert size < 2 * 2**20, f"the published package holds {size / 2**20:.2f} MiB"
+
+
+def test_the_registry_security_rules_hold_everywhere():
+    """`comfy node validate`'s ruff rules (S102 exec, S307 eval, E702 statements joined by ';') on every tracked
+    Python file, and no runtime `pip install` in what is published."""
+    import ast
+    import io
+    import tokenize
+    for name in (f for f in _tracked() if f.endswith(".py")):
+        source = (ROOT / name).read_text()
+        tree = ast.parse(source)
+        called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert not called & {"exec", "eval"}, name
+        semicolons = [t.start for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                      if t.type == tokenize.OP and t.string == ";"]
+        assert not semicolons, (name, semicolons)
+    for name in (f for f in _published() if f.endswith(".py")):
+        text = (ROOT / name).read_text()
+        assert not re.search(r"""["']pip["']|pip\.main|ensurepip""", text), name
