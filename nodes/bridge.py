@@ -70,6 +70,21 @@ def unsupported_comfy() -> str | None:
             f"{', '.join(missing)}). Update ComfyUI; motion_core's nodes are not loaded.")
 
 
+TRAIN_OLDEST = (0, 3, 41)  # the first release whose UNet blocks add residuals out of place (ComfyUI 520eb77b)
+
+
+def training_unsupported() -> str | None:
+    """Why this ComfyUI cannot train through its UNet (one sentence naming the release needed), or None. Before
+    0.3.41 its transformer blocks add their residuals in place (`x += n`), which autograd refuses for the motion
+    module's gradients ("modified by an inplace operation")."""
+    version = comfy_version()
+    if version is None or version >= TRAIN_OLDEST:
+        return None
+    return (f"Train Motion Module needs ComfyUI {'.'.join(map(str, TRAIN_OLDEST))} or newer: this is "
+            f"{'.'.join(map(str, version))}, whose UNet adds residuals in place, which breaks the gradients the "
+            "motion module learns from. Update ComfyUI to train; sampling works on this release.")
+
+
 def in_comfy() -> bool:
     """Whether ComfyUI's modules can be imported (False in tests and tools that import the pack alone)."""
     try:

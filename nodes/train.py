@@ -66,6 +66,9 @@ class TrainMotionModule:
         from ..motion_core.precision import training_precision
         from ..motion_core.train import TrainConfig, new_motion_module, open_dataset, train, trainable_copy
 
+        too_old = bridge.training_unsupported()
+        if too_old:
+            raise ConfigError(too_old)
         if lora_rank and motion_module is None:
             raise ConfigError("a LoRA rank trains a MotionLoRA on an existing motion module: connect motion_module")
         if not name or Path(name).name != name:

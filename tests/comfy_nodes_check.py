@@ -113,7 +113,8 @@ def main():
 
     hooked = model.clone()
     hooked.set_model_sampler_pre_cfg_function(pre_cfg)
-    hooked.set_model_sampler_calc_cond_batch_function(calc_cond_batch)
+    if hasattr(hooked, "set_model_sampler_calc_cond_batch_function"):  # (ComfyUI 0.3.44+)
+        hooked.set_model_sampler_calc_cond_batch_function(calc_cond_batch)
     (with_hooks,) = comfy_nodes.common_ksampler(hooked, 7, 2, 6.0, "euler", "normal", positive, negative, latent)
     results["core_hooks_ran"] = calls
     results["core_hooks_same_result"] = bool(torch.allclose(with_hooks["samples"], ksampler["samples"], atol=1e-5))

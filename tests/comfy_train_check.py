@@ -71,11 +71,21 @@ def main():
             comfy.model_management.interrupt_current_processing(True)  # what the UI's stop button does
     comfy.utils.set_progress_bar_global_hook(hook)
 
-    def run(name, resume, **kw):
+    def run(name, resume, models=None, **kw):
         args = dict(data_folder=str(data), name=name, frames=8, stride=1, size=64, steps=4, batch=1,
                     learning_rate=1e-3, lora_rank=0, save_every=100, resume=resume, seed=0)
         args.update(kw)
-        return node.train(base, clip, vae, **args)[0]
+        return node.train(*(models or (base, clip, vae)), **args)[0]
+
+    if pack.nodes.bridge.training_unsupported():  # a release whose UNet adds in place: the node must refuse
+        with torch.inference_mode():
+            try:
+                run("refused", resume=False, models=(tiny_model(), StandInClip(), StandInVAE()))
+                results["refused"] = None
+            except Exception as e:  # noqa: BLE001 (the type is what is checked)
+                results["refused"] = f"{type(e).__name__}: {e}"
+        print(json.dumps(results))
+        return
 
     with torch.inference_mode():  # as ComfyUI's executor runs every node
         base, clip, vae = tiny_model(), StandInClip(), StandInVAE()

@@ -82,6 +82,8 @@ class StandInVAE:
     def __init__(self):
         self.encoded = 0
 
+    downscale_ratio = 1  # (what ComfyUI before 0.3.3x reads instead)
+
     def spacial_compression_encode(self):
         return 1
 
@@ -300,8 +302,9 @@ def main():
             comfy_nodes.common_ksampler(mdl, 7, 1, 5.0, "euler", "normal", text, negative,
                                                   {"samples": torch.zeros(frames, 4, SIZE // 8, SIZE // 8)})
             results.setdefault("memory_estimates", []).append(max(estimates))
-        big = comfy.sampler_helpers.estimate_memory(injected, [64, 4, SIZE // 8, SIZE // 8], {})[0]
-        results["memory_estimate_64_frames_whole"] = big
+        if hasattr(comfy.sampler_helpers, "estimate_memory"):  # (ComfyUI 0.3.3x+)
+            big = comfy.sampler_helpers.estimate_memory(injected, [64, 4, SIZE // 8, SIZE // 8], {})[0]
+            results["memory_estimate_64_frames_whole"] = big
     finally:
         comfy.model_management.load_models_gpu = load
     print(json.dumps(results, default=str))

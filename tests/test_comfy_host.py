@@ -17,6 +17,21 @@ pytestmark = pytest.mark.skipif(
     reason="COMFYUI_PATH is not set to a ComfyUI checkout: the real-ComfyUI adapter test needs one")
 
 
+def release() -> tuple[int, ...]:
+    """COMFYUI_PATH's release, from its comfyui_version.py ((0,) when it has none, or without COMFYUI_PATH)."""
+    path = Path(COMFYUI or "") / "comfyui_version.py"
+    if not COMFYUI or not path.is_file():
+        return (0,)
+    version = path.read_text().split("__version__")[1].split('"')[1]
+    return tuple(int(p) for p in version.split(".")[:3])
+
+
+def needs_release(oldest: tuple[int, ...], what: str):
+    """Skip a test on a ComfyUI older than `oldest` that cannot have `what`, saying so."""
+    return pytest.mark.skipif(bool(COMFYUI) and release() < oldest, reason=f"{what} needs ComfyUI "
+                              f"{'.'.join(map(str, oldest))} or newer; COMFYUI_PATH is {'.'.join(map(str, release()))}")
+
+
 def comfy_python() -> str:
     venv = Path(COMFYUI) / ".venv" / "bin" / "python"
     return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)

@@ -33,7 +33,8 @@ STAND_IN = textwrap.dedent('''
     from pack_import import load_pack
     pack = load_pack()
     print(json.dumps({{"nodes": len(pack.NODE_CLASS_MAPPINGS), "web": pack.WEB_DIRECTORY,
-                      "folders": sorted(folders.folder_names_and_paths)}}))
+                      "folders": sorted(folders.folder_names_and_paths),
+                      "train": pack.nodes.bridge.training_unsupported()}}))
 ''')
 ALL = ("outer_sample", "prepare_sampling", "calc_cond_batch", "diffusion_model")
 
@@ -52,13 +53,26 @@ def test_a_supported_comfyui_gets_every_node():
     assert found["folders"] == ["animatediff_models", "animatediff_motion_lora"]
 
 
+@pytest.mark.parametrize("version, refused", [("0.3.28", True), ("0.3.40", True), ("0.3.41", False),
+                                              ("0.3.64", False)])
+def test_training_needs_a_unet_that_adds_residuals_out_of_place(version, refused):
+    """Before 0.3.41 (ComfyUI 520eb77b) the UNet's transformer blocks add in place, and autograd refuses the motion
+    module's gradients through them (seen on 0.3.28): the Train node says so, naming the release; sampling works."""
+    _, found = load(version)
+    assert found["nodes"] == 11
+    if refused:
+        assert found["train"].startswith(f"Train Motion Module needs ComfyUI 0.3.41 or newer: this is {version}")
+    else:
+        assert found["train"] is None
+
+
 @pytest.mark.parametrize("version", ["0.3.27", "0.3.9"])
 def test_an_older_comfyui_gets_one_line_naming_the_release_needed_and_no_nodes(version):
     console, found = load(version, tuple(w for w in ALL if w != "prepare_sampling"))  # as 0.3.27 was
     assert console == [f"[motion_core] needs ComfyUI 0.3.28 or newer; this is {version} (missing: "
                        "comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING). Update ComfyUI; motion_core's nodes "
                        "are not loaded."]
-    assert found == {"nodes": 0, "web": None, "folders": []}  # nothing half-registered
+    assert {k: found[k] for k in ("nodes", "web", "folders")} == {"nodes": 0, "web": None, "folders": []}
 
 
 def test_the_declared_oldest_release_is_the_one_checked():

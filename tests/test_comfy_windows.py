@@ -73,7 +73,8 @@ def test_a_per_frame_latent_noise_mask_keeps_the_video_outside_each_frames_mask(
 def test_comfy_reserves_memory_for_one_window(findings):
     windowed_64, plain_16, windowed_16 = findings["memory_estimates"]
     assert abs(windowed_64 - plain_16) <= 0.05 * plain_16 and windowed_16 == plain_16
-    assert findings["memory_estimate_64_frames_whole"] > 3 * plain_16  # what it was before: the whole clip
+    if "memory_estimate_64_frames_whole" in findings:  # (a ComfyUI with sampler_helpers.estimate_memory)
+        assert findings["memory_estimate_64_frames_whole"] > 3 * plain_16  # what it was before: the whole clip
 
 
 @pytest.mark.parametrize("noise_type", ["repeated_context", "constant"])

@@ -6,7 +6,7 @@ import torch
 
 from motion_core import ConfigError
 from motion_core.context import ContextOptions, freenoise, fuse_weights, sample_windows, windows
-from test_comfy_host import COMFYUI, run_check
+from test_comfy_host import COMFYUI, needs_release, run_check
 
 
 def test_static_48_frames_16_overlap_4():
@@ -87,6 +87,7 @@ def test_bad_frame_counts_are_refused(frames):
 
 
 @pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set: the parity check with ComfyUI core's windows needs it")
+@needs_release((0, 3, 51), "core's context windows (comfy.context_windows)")
 def test_same_windows_as_comfyui_core():
     result = run_check("comfy_context_check.py", timeout=300)
     assert result["compared"] > 6000 and result["mismatches"] == [], result

@@ -65,7 +65,8 @@ try {
 
   // the canvas menu (right-click on empty canvas) holds the same command
   await page.mouse.click(1300, 850, { button: "right" });
-  const item = page.getByText("Convert AnimateDiff-Evolved nodes to motion_core", { exact: true });
+  const item = page.locator(".litecontextmenu").getByText("Convert AnimateDiff-Evolved nodes to motion_core",
+                                                          { exact: true });
   await item.waitFor({ timeout: 10_000 });
   await shot("convert_4_canvas_menu");
   await item.click();

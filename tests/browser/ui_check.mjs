@@ -121,6 +121,11 @@ try {
     });
     await shot(`4_preview_${format}`);
     // Does the preview move? Two pictures of the node, 400 ms apart (8 fps: three frames later).
+    await page.evaluate(() => {  // the node in view, whatever size the other nodes' inputs give the layout
+      app.canvas.centerOnNode(app.graph._nodes.find((n) => n.type === "MC_SaveAnimation"));
+      app.canvas.setDirty(true, true);
+    });
+    await page.waitForTimeout(500);
     const clip = await page.evaluate(() => {
       const save = app.graph._nodes.find((n) => n.type === "MC_SaveAnimation");
       const { offset, scale } = app.canvas.ds;
