@@ -98,8 +98,8 @@ def frame_values(value, name: str = "values") -> float | torch.Tensor:
                           f"schedule's output); got {type(value).__name__}") from None
     if t.ndim > 1:
         t = t.squeeze()  # (frames, 1) or (1, frames): a column or row of per-frame values
-    if t.ndim == 0:
-        return float(t)
+    if t.numel() == 1:  # one value (`[0.8]`, a 1-element list node's output): every frame's
+        return float(t.reshape(()))
     if t.ndim != 1 or t.numel() == 0:
         raise ConfigError(f"{name}: per-frame values have shape {tuple(t.shape)}; give one number per frame")
     return t

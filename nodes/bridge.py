@@ -1,5 +1,6 @@
 """The one module of the pack that touches ComfyUI. Every ComfyUI import happens inside a function, at run time,
-so node definitions import (and are checked in CI) without ComfyUI, and nothing of ComfyUI loads at pack import.
+so node definitions import (and are checked in CI) without ComfyUI; at pack import only the release check
+(unsupported_comfy) looks at modules ComfyUI has already loaded.
 Sanctioned extension points only: ModelPatcher clones, injections, model patches, wrappers, object patches."""
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ TRAIN_OLDEST = (0, 3, 41)  # the first release whose UNet blocks add residuals o
 def training_unsupported() -> str | None:
     """Why this ComfyUI cannot train through its UNet (one sentence naming the release needed), or None. Before
     0.3.41 its transformer blocks add their residuals in place (`x += n`), which autograd refuses for the motion
-    module's gradients ("modified by an inplace operation")."""
+    module's gradients ("modified by an inplace operation"). Judged by the release number (the change is inside a
+    forward pass, not an extension point to look for): a development checkout between 0.3.40 and 0.3.41 may be
+    refused though it could train."""
     version = comfy_version()
     if version is None or version >= TRAIN_OLDEST:
         return None
@@ -177,8 +180,20 @@ def core_context_handler(model_options: dict):
 
 def sampling_options(executor) -> dict:
     """The model options of the sampling an outer_sample wrapper runs in: its CFGGuider's, a copy made for this
-    sampling (comfy.samplers.CFGGuider.sample), so a value set there lasts this sampling only."""
-    return executor.class_obj.model_options
+    sampling (comfy.samplers.CFGGuider.sample), so a value set there lasts this sampling only ({} when the wrapper
+    runs without a guider)."""
+    guider = getattr(executor, "class_obj", None)
+    return getattr(guider, "model_options", None) or {}
+
+
+def sample_core_windows_over_frames(model_options: dict) -> bool:
+    """Under core's Context Windows (Manual) for this sampling (`model_options` from sampling_options), its handler
+    replaced by one that samples a batch of frames (frames_handler). Whether core's windows are on."""
+    handler = core_context_handler(model_options)
+    if handler is None:
+        return False
+    model_options["context_handler"] = frames_handler(handler)
+    return True
 
 
 def frames_handler(handler):

@@ -76,10 +76,7 @@ def injected_clone(model, motion_module, scale: float, strength: float, schedule
     def outer_sample(executor, noise, *args, **kwargs):
         if not control.off:
             control.check_length(noise.shape[0])  # before the first step, naming both frame counts
-        options = bridge.sampling_options(executor)
-        handler = bridge.core_context_handler(options)
-        if handler is not None:  # core's Context Windows (Manual), this sampling: over a batch of frames
-            options["context_handler"] = bridge.frames_handler(handler)
+        bridge.sample_core_windows_over_frames(bridge.sampling_options(executor))  # core's Context Windows (Manual)
         state["frames"] = noise.shape[0]
         try:
             return executor(noise, *args, **kwargs)

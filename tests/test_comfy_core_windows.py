@@ -35,6 +35,7 @@ def test_per_frame_strength_follows_cores_windows(findings):
 def test_what_core_controlnet_hints_do_under_cores_windows_is_known(findings):
     """Core's handler does not slice a core ControlNet's hint per window (Context Options does): the README says so.
     If a ComfyUI release starts slicing them, this fails and the README's sentence must change."""
+    assert findings["core_controlnet_hints"]["windows_read"]  # hints were read (and not per window)
     assert findings["core_controlnet_hints"]["follow_windows"] is False
 
 

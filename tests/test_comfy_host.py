@@ -22,7 +22,7 @@ def release() -> tuple[int, ...]:
     path = Path(COMFYUI or "") / "comfyui_version.py"
     if not COMFYUI or not path.is_file():
         return (0,)
-    version = path.read_text().split("__version__")[1].split('"')[1]
+    version = path.read_text().split("__version__")[1].split('"')[1].split("-")[0].split("+")[0]
     return tuple(int(p) for p in version.split(".")[:3])
 
 

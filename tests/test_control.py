@@ -63,7 +63,9 @@ def test_per_frame_values_from_other_packs_become_one_value_per_frame(given):
 
 
 def test_one_value_is_every_frames_and_other_things_are_refused_naming_the_input():
-    assert frame_values(0.5) == 0.5 and frame_values([0.5]) == 0.5 and frame_values((2,)) == 2.0
+    for one, expected in ((0.5, 0.5), ([0.5], 0.5), ((2,), 2.0), (torch.tensor([[0.8]]), 0.8)):
+        found = frame_values(one)
+        assert isinstance(found, float) and found == pytest.approx(expected)
     with pytest.raises(ConfigError, match="scale_values: expected a number or one number per frame"):
         frame_values({"a": 1}, "scale_values")
     with pytest.raises(ConfigError, match=r"scale_values: per-frame values have shape \(2, 3\)"):
