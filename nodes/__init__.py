@@ -1,6 +1,6 @@
 """ComfyUI nodes over motion_core (classic node API, `MC_` ids, category root `motion_core`).
 
-Node definitions import nothing from ComfyUI; `bridge.py` is the one module that does, at run time. A ComfyUI older
+Node definitions import nothing from ComfyUI; `bridge/` is the one package that does, at run time. A ComfyUI older
 than bridge.OLDEST gets one console line and no nodes (none half-registered)."""
 
 from . import bridge, routes

@@ -1,5 +1,5 @@
 """Run inside ComfyUI's Python (see test_comfy_sparsectrl.py): the SparseCtrl built on ComfyUI's own cldm ControlNet
-(nodes/bridge.sparsectrl_controlnet) against the residuals recorded from the original SparseControlNetModel
+(nodes/bridge/sparsectrl.py, sparsectrl_controlnet) against the residuals recorded from the original SparseControlNetModel
 (tests/fixtures/tiny_sparsectrl_*.safetensors). Prints one JSON object of findings."""
 
 import importlib.util
