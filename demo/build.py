@@ -60,7 +60,8 @@ CHECKER = dict(steps=600, batch=32, lr=1e-3, images=2000, rank=16, attentions=("
 PATTERNED = dict(steps=600, batch=32, lr=1e-3, images=400, rank=16, attentions=("attn2",))
 MOTION = dict(motion="right", clips=300, seed=0, steps=900, batch=4, lr=1e-3, timestep_bias=3.0, loss_weighting="v",
               noise_sharing=0.9, warmup=50)
-# the MotionLoRA: 30 minutes of this CPU (it lacked updates at 400 / 600 / 800 steps: demo/NOTES.md, session 12)
+# the MotionLoRA: 17 minutes of this CPU (400 / 600 / 800 / 1150 steps moved 1 / 3 / 7 / 9 of 12 up; 1850 steps, its
+# 30-minute budget, constant or cosine, moved 5 and 7: demo/NOTES.md, sessions 12, 16 and 18)
 LORA = dict(motion="up", clips=200, steps=1150, batch=4, lr=1e-3, timestep_bias=3.0, loss_weighting="v",
             noise_sharing=0.9, warmup=20, rank=8)
 # row (c): the module tuned on the checkerboard model's own clips, at most 10 minutes of this CPU (4 min: 380 steps
