@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-from comfy_windows_check import EVENTS, FRAMES, SIZE, hint_video, ksampler, tiny_controlnet  # noqa: E402
+from comfy_windows_check import EVENTS, FRAMES, SIZE, hint_video, ksampler, tiny_controlnet, unet_options  # noqa: E402
 from comfy_nodes_check import load_pack, tiny_folders, tiny_model  # noqa: E402
 
 import torch  # noqa: E402
@@ -38,7 +38,7 @@ def recording(model):
     m = model.clone()
 
     def record(executor, x, *args, **kwargs):
-        options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
+        options = unet_options(args, kwargs)
         params = options.get("ad_params") or {}
         EVENTS.append(("unet", x.shape[0] // len(options.get("cond_or_uncond") or [0]),
                        params.get("sub_idxs"), params.get("full_length")))

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMFY, CHECK = sys.argv[1:3]  # (comfy_nodes_check then leaves ComfyUI's own arguments in sys.argv)
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-from comfy_windows_check import EVENTS, FRAMES, SIZE, hint_video, ksampler, tiny_controlnet  # noqa: E402
+from comfy_windows_check import (EVENTS, FRAMES, SIZE, hint_video, ksampler, record_unet, tiny_controlnet,  # noqa: E402
+                                 unet_options)
 from comfy_nodes_check import load_pack, tiny_folders, tiny_model  # noqa: E402
 
 import torch  # noqa: E402
@@ -50,17 +51,6 @@ def setup():
     text = [[torch.randn(1, 7, 32, generator=g), {}]]
     negative = [[torch.randn(1, 7, 32, generator=g), {}]]
     return N, mm, record_unet(injected), text, negative
-
-
-def record_unet(model):
-    m = model.clone()
-
-    def record(executor, x, *args, **kwargs):
-        options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
-        EVENTS.append(("unet", None, (options.get("ad_params") or {}).get("sub_idxs")))
-        return executor(x, *args, **kwargs)
-    m.add_wrapper_with_key("diffusion_model", "mctest_packs", record)
-    return m
 
 
 def windowed(N, model, length=16, overlap=4):
@@ -311,7 +301,7 @@ def check_schedules():
         m = model.clone()
 
         def record(executor, x, *args, **kwargs):
-            options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
+            options = unet_options(args, kwargs)
             context = kwargs.get("context", args[1] if len(args) > 1 else None)
             EVENTS.append(("cond", None, {"window": (options.get("ad_params") or {}).get("sub_idxs"),
                                           "rows": frames_of(context, options["cond_or_uncond"])}))

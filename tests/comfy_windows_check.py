@@ -97,6 +97,22 @@ def hint_video(values):
     return torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1).expand(len(values), SIZE, SIZE, 3).clone()
 
 
+def unet_options(args, kwargs) -> dict:
+    """The transformer_options of a diffusion_model wrapper's call (a keyword, or the fifth positional argument)."""
+    return kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
+
+
+def record_unet(model, key="mctest_events"):
+    """A clone of `model` whose UNet calls append ("unet", None, ad_params' sub_idxs) to EVENTS."""
+    m = model.clone()
+
+    def record(executor, x, *args, **kwargs):
+        EVENTS.append(("unet", None, (unet_options(args, kwargs).get("ad_params") or {}).get("sub_idxs")))
+        return executor(x, *args, **kwargs)
+    m.add_wrapper_with_key("diffusion_model", key, record)
+    return m
+
+
 def ksampler(model, positive, negative, latent, seed=7, steps=STEPS):
     return comfy_nodes.common_ksampler(model, seed, steps, 5.0, "euler", "normal", positive, negative, latent)[0]["samples"]
 
@@ -108,13 +124,7 @@ def main():
     (mm,) = N["MC_LoadMotionModule"]().load("mm_tiny_v2.safetensors")
     (injected,) = N["MC_InjectMotionModule"]().inject(tiny_model(), mm, 1.0, 1.0, "auto")
     test_nodes = load_test_nodes()
-    (model,) = test_nodes["MCTest_RecordAdParams"]().apply(injected, "windows")
-
-    def record_unet(executor, x, *args, **kwargs):
-        options = kwargs.get("transformer_options", args[4] if len(args) > 4 else {})
-        EVENTS.append(("unet", None, (options.get("ad_params") or {}).get("sub_idxs")))
-        return executor(x, *args, **kwargs)
-    model.add_wrapper_with_key("diffusion_model", "mctest_events", record_unet)
+    model = record_unet(test_nodes["MCTest_RecordAdParams"]().apply(injected, "windows")[0])
 
     g = torch.Generator().manual_seed(0)
     text = [[torch.randn(1, 7, 32, generator=g), {}]]
