@@ -95,6 +95,20 @@ BOTH_WINDOWS = ("this model has two context window schedules: ComfyUI's Context 
                 "ControlNet hints do not.")
 
 
+def clip_noise(noise: torch.Tensor, offset: int, seed: int) -> torch.Tensor:
+    """The seeded noise of the clip so far (offset + this batch's frames) when `noise` is ComfyUI's seeded noise for
+    this batch alone (KSampler's, RandomNoise's): each batch then continues the one clip's noise. Other noise (a
+    custom noise source) is used as given, with a warning: it cannot be continued from the frames before."""
+    frames = noise.shape[0]
+    zeros = noise.new_zeros((offset + frames, *noise.shape[1:]), device="cpu")
+    if torch.equal(bridge.prepare_noise(zeros[:frames], seed), noise.cpu()):
+        return bridge.prepare_noise(zeros, seed).to(noise)
+    logging.warning(f"motion_core: Meta Batch Manager batch from frame {offset}: its starting noise is not the "
+                    f"seeded noise of seed {seed} (a custom noise source), so it is used as given and does not "
+                    "continue the earlier batches' noise; use a seeded noise (KSampler, RandomNoise) to join them")
+    return noise
+
+
 def refuse_both_windows(model_options: dict) -> None:
     """Context windows twice (core's handler outside, ours inside: nested, each seeing the other's windows) are
     refused, naming both nodes."""
@@ -138,9 +152,8 @@ def with_context(model, options, noise_type: str = "independent", free_init: dic
         frames = noise.shape[0]
         if offset is not None:
             logging.info(f"motion_core: Meta Batch Manager batch: frames {offset}-{offset + frames - 1} of the clip")
-        if offset and noise.any():  # this batch's frames of the noise of the clip so far (all zeros: no noise added)
-            noise = bridge.prepare_noise(noise.new_zeros((offset + frames, *noise.shape[1:]), device="cpu"),
-                                         seed).to(noise)
+        if offset and noise.any():  # (all zeros: no noise added)
+            noise = clip_noise(noise, offset, seed)
         if noise_type != "independent":
             shaped = options or ContextOptions(length=noise.shape[0], overlap=0)
             noise = starting_noise(noise, noise_type, shaped, seed, dim=0)

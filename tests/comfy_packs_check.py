@@ -343,8 +343,9 @@ class StandInManager:
 
 def check_meta_batch():
     """Each batch of a clip sampled in batches starts from its own frames of the whole clip's noise (independent and
-    FreeNoise); a closed loop is refused in batches."""
+    FreeNoise), a custom noise source's noise is used as given; a closed loop is refused in batches."""
     import comfy.sample
+    import comfy.samplers
     from motion_core.context import ContextOptions as Options, starting_noise
     N, _, model, text, negative = setup()
     seen = []
@@ -369,6 +370,19 @@ def check_meta_batch():
         if noise_type != "independent":
             whole = starting_noise(whole, noise_type, Options(8, 2, "static"), 3, dim=0)
         results[noise_type] = (torch.cat(batches) - whole).abs().max().item()
+    # a custom noise source (not the seeded noise of the seed it is given) in the second batch: used as given
+    prompt = {"5": {"class_type": "VHS_BatchManager", "inputs": {"frames_per_batch": 16, "requeue": 1}},
+              "9": {"class_type": "MC_ContextOptions", "inputs": {"meta_batch": ["5", 0]}}}
+    (m,) = N["MC_ContextOptions"]().apply(model, 8, 2, "static", False, "pyramid", "independent",
+                                          meta_batch=StandInManager(), prompt=prompt, unique_id="9")
+    m = m.clone()
+    m.add_wrapper_with_key("outer_sample", "zz_mctest_noise", noise_in)
+    custom = torch.randn(16, 4, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(99)) * 0.5
+    sampler = comfy.samplers.sampler_object("euler")
+    sigmas = comfy.samplers.calculate_sigmas(m.get_model_object("model_sampling"), "normal", 1).cpu()
+    seen.clear()
+    comfy.sample.sample_custom(m, custom, 5.0, sampler, sigmas, text, negative, torch.zeros_like(custom), seed=3)
+    results["custom_noise"] = (seen[0].cpu() - custom).abs().max().item()
     try:
         N["MC_ContextOptions"]().apply(model, 8, 2, "looped", True, "pyramid", "independent",
                                        meta_batch=StandInManager(), prompt={}, unique_id="9")

@@ -112,6 +112,13 @@ def test_each_meta_batch_starts_from_its_frames_of_the_whole_clips_noise(meta_ba
 
 
 @needs()
+def test_a_custom_noise_source_in_a_later_meta_batch_is_used_as_given(meta_batch):
+    """Noise that is not ComfyUI's seeded noise of the seed given (SamplerCustomAdvanced with a custom NOISE) cannot
+    be continued from the earlier batches': it is used as it comes, not replaced by the seed's."""
+    assert meta_batch["custom_noise"] == 0.0
+
+
+@needs()
 def test_a_closed_loop_in_meta_batches_is_refused(meta_batch):
     assert meta_batch["closed_loop"].startswith("ConfigError") and "Meta Batch Manager" in meta_batch["closed_loop"]
 
