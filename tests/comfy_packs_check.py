@@ -353,34 +353,33 @@ def check_meta_batch():
     def noise_in(executor, noise, *args, **kwargs):  # inside Context Options' outer_sample: the noise it made
         seen.append(noise.clone())
         return executor(noise, *args, **kwargs)
+
+    def batch(noise_type: str, requeue: int):
+        """The model under Context Options as the manager's batch `requeue` sees it, recording its noise in seen."""
+        prompt = {"5": {"class_type": "VHS_BatchManager", "inputs": {"frames_per_batch": 16, "requeue": requeue}},
+                  "9": {"class_type": "MC_ContextOptions", "inputs": {"meta_batch": ["5", 0]}}}
+        (m,) = N["MC_ContextOptions"]().apply(model, 8, 2, "static", False, "pyramid", noise_type,
+                                              meta_batch=StandInManager(), prompt=prompt, unique_id="9")
+        m = m.clone()
+        m.add_wrapper_with_key("outer_sample", "zz_mctest_noise", noise_in)
+        seen.clear()
+        return m
     results = {}
     for noise_type in ("independent", "freenoise"):
         batches = []
         for requeue in (0, 1, 2):
-            prompt = {"5": {"class_type": "VHS_BatchManager", "inputs": {"frames_per_batch": 16, "requeue": requeue}},
-                      "9": {"class_type": "MC_ContextOptions", "inputs": {"meta_batch": ["5", 0]}}}
-            (m,) = N["MC_ContextOptions"]().apply(model, 8, 2, "static", False, "pyramid", noise_type,
-                                                  meta_batch=StandInManager(), prompt=prompt, unique_id="9")
-            m = m.clone()
-            m.add_wrapper_with_key("outer_sample", "zz_mctest_noise", noise_in)
-            seen.clear()
-            ksampler(m, text, negative, {"samples": torch.zeros(16, 4, SIZE // 8, SIZE // 8)}, seed=3, steps=1)
+            ksampler(batch(noise_type, requeue), text, negative, {"samples": torch.zeros(16, 4, SIZE // 8, SIZE // 8)},
+                     seed=3, steps=1)
             batches.append(seen[0])
         whole = comfy.sample.prepare_noise(torch.zeros(48, 4, SIZE // 8, SIZE // 8), 3)
         if noise_type != "independent":
             whole = starting_noise(whole, noise_type, Options(8, 2, "static"), 3, dim=0)
         results[noise_type] = (torch.cat(batches) - whole).abs().max().item()
     # a custom noise source (not the seeded noise of the seed it is given) in the second batch: used as given
-    prompt = {"5": {"class_type": "VHS_BatchManager", "inputs": {"frames_per_batch": 16, "requeue": 1}},
-              "9": {"class_type": "MC_ContextOptions", "inputs": {"meta_batch": ["5", 0]}}}
-    (m,) = N["MC_ContextOptions"]().apply(model, 8, 2, "static", False, "pyramid", "independent",
-                                          meta_batch=StandInManager(), prompt=prompt, unique_id="9")
-    m = m.clone()
-    m.add_wrapper_with_key("outer_sample", "zz_mctest_noise", noise_in)
+    m = batch("independent", 1)
     custom = torch.randn(16, 4, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(99)) * 0.5
     sampler = comfy.samplers.sampler_object("euler")
     sigmas = comfy.samplers.calculate_sigmas(m.get_model_object("model_sampling"), "normal", 1).cpu()
-    seen.clear()
     comfy.sample.sample_custom(m, custom, 5.0, sampler, sigmas, text, negative, torch.zeros_like(custom), seed=3)
     results["custom_noise"] = (seen[0].cpu() - custom).abs().max().item()
     try:
